@@ -1,0 +1,698 @@
+//! Actors, their addresses and their context.
+//!
+//! An actor is a value that owns its state and handles one message at a
+//! time with an `async` handler taking `&mut self`. It is spawned from a
+//! *factory* (`Fn() -> A`) so that a restart can build a fresh instance, and
+//! runs as one task on the application's tokio runtime.
+//!
+//! Each actor has one *message type*, usually an enum with a variant per
+//! event it handles, so its mailbox carries values, not boxes: a `tell`
+//! allocates nothing. [`Handles<E>`] says an actor takes event `E` (and how to
+//! wrap it into its message type); [`Answers<Q>`] says it replies to query
+//! `Q` with a typed reply. [`Message`] is what the runtime needs to know of
+//! the message type: the envelope metadata, and how to turn a message into a
+//! dead letter.
+//!
+//! ```
+//! use mercato::{Actor, Addr, Answers, Context, Envelope, Event, Handles, HandlerError, Message, Meta, Request};
+//! use serde::{Deserialize, Serialize};
+//! use std::time::Duration;
+//!
+//! #[derive(Debug, Serialize, Deserialize)]
+//! struct Add(u64);
+//! impl Event for Add { const NAME: &'static str = "demo.add"; const VERSION: u32 = 1; }
+//!
+//! #[derive(Debug, Serialize, Deserialize)]
+//! struct GetTotal;
+//! impl Event for GetTotal { const NAME: &'static str = "demo.get_total"; const VERSION: u32 = 1; }
+//!
+//! #[derive(Default)]
+//! struct Counter { total: u64 }
+//!
+//! // One message type per actor: a variant per event it takes.
+//! enum CounterMsg { Add(Envelope<Add>), Get(Request<GetTotal, u64>) }
+//!
+//! impl Message for CounterMsg {
+//!     fn meta(&self) -> &Meta {
+//!         match self { CounterMsg::Add(m) => m.meta(), CounterMsg::Get(m) => m.meta() }
+//!     }
+//!     fn meta_mut(&mut self) -> &mut Meta {
+//!         match self { CounterMsg::Add(m) => m.meta_mut(), CounterMsg::Get(m) => m.meta_mut() }
+//!     }
+//!     fn into_dead_letter(self, reason: mercato::DeadLetterReason, error: Option<&str>) -> std::sync::Arc<dyn mercato::AnyPayload> {
+//!         match self {
+//!             CounterMsg::Add(m) => m.into_dead_letter(reason, error),
+//!             CounterMsg::Get(m) => m.into_dead_letter(reason, error),
+//!         }
+//!     }
+//! }
+//!
+//! impl Actor for Counter {
+//!     type Msg = CounterMsg;
+//!     async fn handle(&mut self, msg: &mut CounterMsg, _cx: &mut Context<Self>) -> Result<(), HandlerError> {
+//!         match msg {
+//!             CounterMsg::Add(add) => self.total += add.payload().0,
+//!             CounterMsg::Get(get) => get.reply(self.total),
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//! impl Handles<Add> for Counter { fn wrap(e: Envelope<Add>) -> CounterMsg { CounterMsg::Add(e) } }
+//! impl Answers<GetTotal> for Counter {
+//!     type Reply = u64;
+//!     fn wrap(r: Request<GetTotal, u64>) -> CounterMsg { CounterMsg::Get(r) }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let system = mercato::System::builder().build()?;
+//! let counter: Addr<Counter> = system.spawn("counter", Counter::default)?;
+//! counter.tell(Add(2)).await?;
+//! counter.tell(Add(40)).await?;
+//! assert_eq!(counter.ask(GetTotal, Duration::from_secs(1)).await?, 42);
+//! system.shutdown(Duration::from_secs(1)).await;
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::dead_letters::{AnyPayload, DeadLetterReason};
+use crate::error::{AskError, HandlerError, SystemError, TellError};
+use crate::event::{Cause, Envelope, Event, Meta};
+use crate::mailbox::{Control, MailboxGauges, Pushed, Refused};
+use crate::runtime::{Cell, current_cause, in_actor_of};
+use crate::supervise::Supervision;
+use crate::system::{ActorConfig, Children, Parent, System};
+
+/// An actor: state plus a handler that runs one message at a time.
+///
+/// See the [module](self) docs for a complete example. Lifecycle:
+/// [`started`](Self::started) runs before the first message;
+/// after a failure the fresh instance gets [`restarted`](Self::restarted)
+/// instead (which by default calls `started`); [`stopping`](Self::stopping)
+/// runs once when the actor stops for good.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a mercato actor",
+    label = "this type does not implement `mercato::Actor`",
+    note = "implement `mercato::Actor` for it, with a message type and an async `handle`"
+)]
+pub trait Actor: Sized + Send + 'static {
+    /// The actor's message type: usually an enum with a variant per event.
+    type Msg: Message;
+
+    /// Handles one message. `Err` means the handler failed to process it:
+    /// the message is retried in place, with backoff, up to the configured
+    /// retries, then dead-lettered.
+    fn handle(
+        &mut self,
+        msg: &mut Self::Msg,
+        cx: &mut Context<Self>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Runs before the first message. `Err` counts as a failure.
+    fn started(
+        &mut self,
+        cx: &mut Context<Self>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        let _ = cx;
+        async { Ok(()) }
+    }
+
+    /// Runs on a fresh instance after a restart, instead of `started`;
+    /// `why` says what failed. By default it calls `started`.
+    fn restarted(
+        &mut self,
+        why: &str,
+        cx: &mut Context<Self>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        let _ = why;
+        self.started(cx)
+    }
+
+    /// Runs once when the actor stops for good (after its children stopped).
+    fn stopping(&mut self, cx: &mut Context<Self>) -> impl Future<Output = ()> + Send {
+        let _ = cx;
+        async {}
+    }
+}
+
+/// What the runtime needs to know of an actor's message type.
+///
+/// Implement it for a message enum by delegating each method to the
+/// variant's [`Envelope`] or [`Request`] (see the [module](self) docs).
+pub trait Message: Send + 'static {
+    /// The envelope metadata of this message.
+    fn meta(&self) -> &Meta;
+    /// The envelope metadata, to change (the runtime counts attempts here).
+    fn meta_mut(&mut self) -> &mut Meta;
+    /// Gives up on the message: fails a pending `ask` with a matching
+    /// [`AskError`] and returns the payload for the dead-letter store.
+    fn into_dead_letter(self, reason: DeadLetterReason, error: Option<&str>)
+    -> Arc<dyn AnyPayload>;
+}
+
+impl<E: Event> Message for Envelope<E> {
+    fn meta(&self) -> &Meta {
+        Envelope::meta(self)
+    }
+    fn meta_mut(&mut self) -> &mut Meta {
+        Envelope::meta_mut(self)
+    }
+    fn into_dead_letter(
+        self,
+        _reason: DeadLetterReason,
+        _error: Option<&str>,
+    ) -> Arc<dyn AnyPayload> {
+        self.into_shared()
+    }
+}
+
+/// Says that actor `Self` handles event `E`, and how `E` becomes its message.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not handle `{E}`",
+    label = "no handler for `{E}` on this actor",
+    note = "add a variant for `Envelope<{E}>` to the actor's message type and implement `Handles<{E}>` for `{Self}`"
+)]
+pub trait Handles<E: Event>: Actor {
+    /// Wraps an envelope of `E` into the actor's message type.
+    fn wrap(envelope: Envelope<E>) -> Self::Msg;
+}
+
+/// Says that actor `Self` answers query `Q` with a [`Reply`](Self::Reply).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not answer `{Q}`",
+    label = "no reply handler for `{Q}` on this actor",
+    note = "add a variant for `Request<{Q}, Reply>` to the actor's message type and implement `Answers<{Q}>` for `{Self}`"
+)]
+pub trait Answers<Q: Event>: Actor {
+    /// The reply type.
+    type Reply: Send + 'static;
+    /// Wraps a request into the actor's message type.
+    fn wrap(request: Request<Q, Self::Reply>) -> Self::Msg;
+}
+
+/// Why a reply will not come, as sent through the reply channel.
+#[derive(Debug)]
+pub(crate) enum NoReply {
+    Evicted,
+    Dropped,
+    Failed(String),
+    Stopped,
+    Unanswered,
+}
+
+/// The reply side of an ask; if dropped unanswered, the asker learns it.
+struct ReplyTo<R>(Option<oneshot::Sender<Result<R, NoReply>>>);
+
+impl<R> Drop for ReplyTo<R> {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(Err(NoReply::Unanswered));
+        }
+    }
+}
+
+/// A query with its reply channel: what `ask` puts in a mailbox.
+///
+/// The handler reads the query and calls [`reply`](Self::reply) once. If it
+/// fails before replying, the request is retried with the reply channel
+/// intact; if it finishes without replying, the asker gets
+/// [`AskError::NoReply`].
+pub struct Request<Q, R> {
+    envelope: Envelope<Q>,
+    reply: ReplyTo<R>,
+}
+
+impl<Q: fmt::Debug, R> fmt::Debug for Request<Q, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("envelope", &self.envelope)
+            .field("answered", &self.reply.0.is_none())
+            .finish()
+    }
+}
+
+impl<Q: Event, R: Send + 'static> Request<Q, R> {
+    /// The query.
+    pub fn query(&self) -> &Q {
+        self.envelope.payload()
+    }
+
+    /// The query's envelope.
+    pub fn envelope(&self) -> &Envelope<Q> {
+        &self.envelope
+    }
+
+    /// The envelope metadata.
+    pub fn meta(&self) -> &Meta {
+        self.envelope.meta()
+    }
+
+    /// The envelope metadata, to change.
+    pub fn meta_mut(&mut self) -> &mut Meta {
+        self.envelope.meta_mut()
+    }
+
+    /// Sends the reply. Returns `false` if it was already sent or the asker
+    /// gave up (timed out).
+    pub fn reply(&mut self, value: R) -> bool {
+        match self.reply.0.take() {
+            Some(tx) => tx.send(Ok(value)).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Whether the reply was sent.
+    pub fn is_answered(&self) -> bool {
+        self.reply.0.is_none()
+    }
+
+    /// Dead-letters the request; see [`Message::into_dead_letter`].
+    pub fn into_dead_letter(
+        mut self,
+        reason: DeadLetterReason,
+        error: Option<&str>,
+    ) -> Arc<dyn AnyPayload> {
+        if let Some(tx) = self.reply.0.take() {
+            let why = match reason {
+                DeadLetterReason::DroppedOldest => NoReply::Evicted,
+                DeadLetterReason::DroppedNewest => NoReply::Dropped,
+                DeadLetterReason::RetriesExhausted | DeadLetterReason::Panicked => {
+                    NoReply::Failed(error.unwrap_or(reason.as_str()).to_owned())
+                }
+                _ => NoReply::Stopped,
+            };
+            let _ = tx.send(Err(why));
+        }
+        self.envelope.into_shared()
+    }
+}
+
+/// A typed address: where to send messages to one actor. Cheap to clone.
+///
+/// `tell` waits for room when the mailbox is full and its policy is
+/// `Backpressure`; `ask` also waits for the reply, all within its timeout.
+/// Inside a handler, what an address sends keeps the handled message's
+/// correlation id and takes its id as causation id.
+pub struct Addr<A: Actor> {
+    pub(crate) cell: Arc<Cell<A::Msg>>,
+}
+
+impl<A: Actor> Clone for Addr<A> {
+    fn clone(&self) -> Self {
+        Addr {
+            cell: Arc::clone(&self.cell),
+        }
+    }
+}
+
+impl<A: Actor> fmt::Debug for Addr<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Addr")
+            .field("actor", &self.cell.name)
+            .field("id", &self.cell.id)
+            .finish()
+    }
+}
+
+impl<A: Actor> Addr<A> {
+    /// The actor's name.
+    pub fn name(&self) -> &str {
+        &self.cell.name
+    }
+
+    /// Whether the actor has stopped for good.
+    pub fn is_stopped(&self) -> bool {
+        self.cell.mailbox.is_closed()
+    }
+
+    /// A reading of the mailbox's gauges.
+    pub fn gauges(&self) -> MailboxGauges {
+        self.cell.mailbox.gauges(&self.cell.name)
+    }
+
+    /// Sends an event. Waits for room under `Backpressure`; under `Reject` a
+    /// full mailbox returns [`TellError::Full`] with the envelope; under the
+    /// drop policies a message is dead-lettered and `Ok` returned.
+    pub async fn tell<E: Event>(&self, event: E) -> Result<(), TellError<E>>
+    where
+        A: Handles<E>,
+    {
+        self.tell_envelope(Envelope::new(event)).await
+    }
+
+    /// Sends an envelope built by the caller (to set headers or ids). Inside
+    /// a handler, its correlation and causation ids are set from the
+    /// handled message.
+    pub async fn tell_envelope<E: Event>(
+        &self,
+        mut envelope: Envelope<E>,
+    ) -> Result<(), TellError<E>>
+    where
+        A: Handles<E>,
+    {
+        let internal = in_actor_of(&self.cell.core);
+        if let Some(cause) = current_cause() {
+            envelope.meta_mut().caused_by(&cause);
+        }
+        if !internal && !self.cell.core.accepts_outside() {
+            return Err(TellError::ShuttingDown(envelope));
+        }
+        match self.cell.mailbox.push(envelope, A::wrap).await {
+            Ok(pushed) => {
+                self.settle_push(pushed);
+                Ok(())
+            }
+            Err(Refused::Full(envelope)) => Err(TellError::Full(envelope)),
+            Err(Refused::Closed(envelope)) => Err(TellError::Stopped(envelope)),
+        }
+    }
+
+    /// Sends without waiting: a full mailbox under `Backpressure` or
+    /// `Reject` returns [`TellError::Full`]. For code that cannot `.await`.
+    pub fn try_tell<E: Event>(&self, event: E) -> Result<(), TellError<E>>
+    where
+        A: Handles<E>,
+    {
+        let mut envelope = Envelope::new(event);
+        let internal = in_actor_of(&self.cell.core);
+        if let Some(cause) = current_cause() {
+            envelope.meta_mut().caused_by(&cause);
+        }
+        if !internal && !self.cell.core.accepts_outside() {
+            return Err(TellError::ShuttingDown(envelope));
+        }
+        match self.cell.mailbox.try_push(envelope, A::wrap) {
+            Ok(pushed) => {
+                self.settle_push(pushed);
+                Ok(())
+            }
+            Err(Refused::Full(envelope)) => Err(TellError::Full(envelope)),
+            Err(Refused::Closed(envelope)) => Err(TellError::Stopped(envelope)),
+        }
+    }
+
+    /// Asks a query and waits for the typed reply, at most `timeout` in all
+    /// (waiting for mailbox room included). Always ends: a reply, or an
+    /// [`AskError`] that says why not.
+    pub async fn ask<Q: Event>(&self, query: Q, timeout: Duration) -> Result<A::Reply, AskError<Q>>
+    where
+        A: Answers<Q>,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut envelope = Envelope::new(query);
+        if let Some(cause) = current_cause() {
+            envelope.meta_mut().caused_by(&cause);
+        }
+        if !in_actor_of(&self.cell.core) && !self.cell.core.accepts_outside() {
+            return Err(AskError::ShuttingDown(envelope));
+        }
+        let (tx, rx) = oneshot::channel();
+        let request = Request {
+            envelope,
+            reply: ReplyTo(Some(tx)),
+        };
+        match tokio::time::timeout_at(deadline, self.cell.mailbox.push(request, A::wrap)).await {
+            Err(_elapsed) => return Err(AskError::Timeout),
+            Ok(Err(Refused::Full(mut request))) => {
+                request.reply.0 = None;
+                return Err(AskError::Rejected(request.envelope));
+            }
+            Ok(Err(Refused::Closed(_))) => return Err(AskError::Stopped),
+            Ok(Ok(pushed)) => self.settle_push(pushed),
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Err(_elapsed) => Err(AskError::Timeout),
+            Ok(Err(_closed)) => Err(AskError::Stopped),
+            Ok(Ok(Ok(reply))) => Ok(reply),
+            Ok(Ok(Err(why))) => Err(match why {
+                NoReply::Evicted => AskError::Evicted,
+                NoReply::Dropped => AskError::Dropped,
+                NoReply::Failed(e) => AskError::Failed(e),
+                NoReply::Stopped => AskError::Stopped,
+                NoReply::Unanswered => AskError::NoReply,
+            }),
+        }
+    }
+
+    /// Asks the actor to stop (children first), as `Context::stop` would;
+    /// what is still queued is dead-lettered. A permanent actor is restarted.
+    pub fn stop(&self) {
+        self.cell.mailbox.push_control(Control::Stop);
+    }
+
+    fn settle_push(&self, pushed: Pushed<A::Msg>) {
+        match pushed {
+            Pushed::Queued => {}
+            Pushed::Evicted(old) => {
+                self.cell
+                    .dead_letter(old, DeadLetterReason::DroppedOldest, None)
+            }
+            Pushed::DroppedNewest(new) => {
+                self.cell
+                    .dead_letter(new, DeadLetterReason::DroppedNewest, None)
+            }
+        }
+    }
+}
+
+/// An id of a timer started from a [`Context`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimerId(pub(crate) u64);
+
+type MakeMsg<M> = Box<dyn FnMut() -> M + Send>;
+
+struct Periodic<M> {
+    id: u64,
+    make: MakeMsg<M>,
+    pending: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::AbortHandle,
+}
+
+pub(crate) struct Timers<M> {
+    next: u64,
+    periodic: Vec<Periodic<M>>,
+    delayed: Vec<(u64, tokio::task::AbortHandle)>,
+}
+
+impl<M> Timers<M> {
+    pub(crate) fn new() -> Self {
+        Timers {
+            next: 0,
+            periodic: Vec::new(),
+            delayed: Vec::new(),
+        }
+    }
+
+    /// The message of periodic timer `id`'s tick, letting the next tick queue.
+    pub(crate) fn tick(&mut self, id: u64) -> Option<M> {
+        let timer = self.periodic.iter_mut().find(|p| p.id == id)?;
+        timer
+            .pending
+            .store(false, std::sync::atomic::Ordering::Release);
+        Some((timer.make)())
+    }
+
+    pub(crate) fn clear(&mut self) {
+        for p in self.periodic.drain(..) {
+            p.task.abort();
+        }
+        for (_, task) in self.delayed.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl<M> Drop for Timers<M> {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// What a handler can do besides its own state: its address, sending later,
+/// timers, children, stopping.
+pub struct Context<A: Actor> {
+    pub(crate) addr: Addr<A>,
+    pub(crate) system: System,
+    pub(crate) children: Arc<Children>,
+    pub(crate) timers: Timers<A::Msg>,
+    pub(crate) stop_requested: bool,
+    pub(crate) supervision: Supervision,
+}
+
+impl<A: Actor> fmt::Debug for Context<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("actor", &self.addr.cell.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Actor> Context<A> {
+    /// This actor's own address.
+    pub fn addr(&self) -> &Addr<A> {
+        &self.addr
+    }
+
+    /// This actor's name.
+    pub fn name(&self) -> &str {
+        &self.addr.cell.name
+    }
+
+    /// The system this actor runs in.
+    pub fn system(&self) -> &System {
+        &self.system
+    }
+
+    /// Stops this actor after the current handler returns (children first).
+    /// A `Permanent` actor is restarted; use `Restart::Transient` for actors
+    /// that may finish.
+    pub fn stop(&mut self) {
+        self.stop_requested = true;
+    }
+
+    /// Spawns a child supervised by this actor, with the system defaults.
+    pub fn spawn<B: Actor, F>(&mut self, name: &str, factory: F) -> Result<Addr<B>, SystemError>
+    where
+        F: Fn() -> B + Send + Sync + 'static,
+    {
+        self.spawn_with(name, |c| c, factory)
+    }
+
+    /// Spawns a child supervised by this actor, adjusting its configuration.
+    pub fn spawn_with<B: Actor, F>(
+        &mut self,
+        name: &str,
+        configure: impl FnOnce(ActorConfig) -> ActorConfig,
+        factory: F,
+    ) -> Result<Addr<B>, SystemError>
+    where
+        F: Fn() -> B + Send + Sync + 'static,
+    {
+        let parent = Parent::Actor(self.addr.cell.clone());
+        crate::runtime::spawn_actor(
+            &self.system,
+            name,
+            parent,
+            &self.children,
+            configure,
+            factory,
+        )
+    }
+
+    /// Sends `event` to this actor after `delay`, through its mailbox (the
+    /// bound applies). Timers stop when the actor stops or restarts, and when
+    /// the system shuts down.
+    pub fn send_later<E: Event>(&mut self, delay: Duration, event: E) -> TimerId
+    where
+        A: Handles<E>,
+    {
+        let id = self.next_timer();
+        let cell = self.addr.cell.clone();
+        let mut envelope = Envelope::new(event);
+        if let Some(cause) = current_cause() {
+            envelope.meta_mut().caused_by(&cause);
+        }
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if !cell.core.timers_running() {
+                return;
+            }
+            if let Ok(pushed) = cell.mailbox.push(envelope, A::wrap).await {
+                match pushed {
+                    Pushed::Queued => {}
+                    Pushed::Evicted(old) => {
+                        cell.dead_letter(old, DeadLetterReason::DroppedOldest, None)
+                    }
+                    Pushed::DroppedNewest(new) => {
+                        cell.dead_letter(new, DeadLetterReason::DroppedNewest, None)
+                    }
+                }
+            }
+        });
+        self.timers.delayed.retain(|(_, t)| !t.is_finished());
+        self.timers.delayed.push((id, task.abort_handle()));
+        TimerId(id)
+    }
+
+    /// Sends the event made by `make` to this actor every `period`. Ticks
+    /// travel outside the mailbox capacity and coalesce: while one tick is
+    /// queued or being handled, further ticks are skipped, not piled up.
+    pub fn every<E: Event, F>(&mut self, period: Duration, mut make: F) -> TimerId
+    where
+        A: Handles<E>,
+        F: FnMut() -> E + Send + 'static,
+    {
+        let id = self.next_timer();
+        let pending = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cell = self.addr.cell.clone();
+        let flag = pending.clone();
+        let task = tokio::spawn(async move {
+            let start = tokio::time::Instant::now() + period;
+            let mut interval = tokio::time::interval_at(start, period.max(Duration::from_nanos(1)));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                interval.tick().await;
+                if !cell.core.timers_running() {
+                    return;
+                }
+                if flag.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                    continue; // the previous tick is still pending: coalesce
+                }
+                if !cell.mailbox.push_control(Control::Tick(id)) {
+                    return;
+                }
+            }
+        });
+        self.timers.periodic.push(Periodic {
+            id,
+            make: Box::new(move || A::wrap(Envelope::new(make()))),
+            pending,
+            task: task.abort_handle(),
+        });
+        TimerId(id)
+    }
+
+    /// Cancels a timer; `false` if it already ended or was unknown.
+    pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
+        if let Some(pos) = self.timers.periodic.iter().position(|p| p.id == timer.0) {
+            self.timers.periodic.remove(pos).task.abort();
+            return true;
+        }
+        if let Some(pos) = self
+            .timers
+            .delayed
+            .iter()
+            .position(|(id, _)| *id == timer.0)
+        {
+            let (_, task) = self.timers.delayed.remove(pos);
+            let was_running = !task.is_finished();
+            task.abort();
+            return was_running;
+        }
+        false
+    }
+
+    /// This actor's supervision settings.
+    pub fn supervision(&self) -> &Supervision {
+        &self.supervision
+    }
+
+    fn next_timer(&mut self) -> u64 {
+        self.timers.next += 1;
+        self.timers.next
+    }
+}
+
+/// The ids of a message, for linking what its handler sends.
+pub(crate) fn cause_of(meta: &Meta) -> Cause {
+    Cause {
+        id: meta.id(),
+        correlation_id: meta.correlation_id(),
+    }
+}

@@ -1,0 +1,536 @@
+//! Events, their identities and the envelopes that carry them.
+//!
+//! An [`Event`] is a fact with a stable wire name and version: `shop.order_placed`
+//! v1 stays `shop.order_placed` v1 whatever the Rust type is called, because
+//! other services (and stored journals) know it by that name. Every event
+//! travels in an [`Envelope`] that adds what the runtime and operators need:
+//!
+//! - an [`EventId`], time-ordered (UUIDv7 layout), unique per envelope;
+//! - a *correlation id*, shared by every event caused by one outside request,
+//!   and a *causation id*, the id of the event whose handler sent this one;
+//! - a timestamp, the delivery attempt, free-form [`Headers`], and an
+//!   optional [`AckHandle`] that a journal or broker fills and the runtime
+//!   calls once the handler succeeded.
+//!
+//! Sending from inside a handler keeps the correlation id of the message
+//! being handled and sets the causation id to its id, without any extra code.
+//!
+//! ```
+//! use mercato::{Envelope, Event};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! struct ItemAdded { cart_id: u64, sku: String, qty: u32 }
+//!
+//! impl Event for ItemAdded {
+//!     const NAME: &'static str = "shop.item_added";
+//!     const VERSION: u32 = 1;
+//!     fn key(&self) -> Option<mercato::Key> { Some(self.cart_id.into()) }
+//! }
+//!
+//! let envelope = Envelope::new(ItemAdded { cart_id: 7, sku: "tea".into(), qty: 2 });
+//! assert_eq!(envelope.meta().event(), "shop.item_added");
+//! assert_eq!(envelope.meta().correlation_id(), envelope.meta().id());
+//! assert_eq!(envelope.payload().qty, 2);
+//! ```
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A fact that actors handle: a type with a stable wire name and version.
+///
+/// The name is a contract with other services and with stored events: renaming
+/// the Rust type must not change it. Events are `Send + Sync + 'static`
+/// (they are shared between actors on fan-out) and serialisable, so the same
+/// handlers can later run over a broker.
+///
+/// ```
+/// use mercato::Event;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Serialize, Deserialize)]
+/// struct OrderPlaced { order_id: u64, total_cents: u64 }
+///
+/// impl Event for OrderPlaced {
+///     const NAME: &'static str = "shop.order_placed";
+///     const VERSION: u32 = 1;
+///     fn key(&self) -> Option<mercato::Key> { Some(self.order_id.into()) }
+/// }
+///
+/// assert_eq!(OrderPlaced::NAME, "shop.order_placed");
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a mercato event",
+    label = "this type does not implement `mercato::Event`",
+    note = "implement `mercato::Event` for it with a stable wire name and version, e.g. `const NAME: &'static str = \"shop.item_added\"; const VERSION: u32 = 1;`"
+)]
+pub trait Event: fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The wire name, e.g. `"shop.order_placed"`. Stable across renames.
+    const NAME: &'static str;
+    /// The schema version of this event's payload, starting at 1.
+    const VERSION: u32;
+
+    /// The default routing key (e.g. the cart id), if the event has one.
+    fn key(&self) -> Option<Key> {
+        None
+    }
+}
+
+/// A routing key: which entity an event is about (a cart id, a SKU).
+///
+/// Integers and UUID-sized values are stored inline; strings are shared.
+///
+/// ```
+/// use mercato::Key;
+/// assert_eq!(Key::from(42_u64), Key::Int(42));
+/// assert_eq!(Key::from("sku-1").to_string(), "sku-1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    /// An integer key.
+    Int(u128),
+    /// A textual key.
+    Str(Arc<str>),
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Int(n) => write!(f, "{n}"),
+            Key::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+macro_rules! key_from_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Key {
+            fn from(value: $t) -> Self { Key::Int(u128::from(value)) }
+        }
+    )*};
+}
+key_from_int!(u8, u16, u32, u64, u128);
+
+impl From<&str> for Key {
+    fn from(value: &str) -> Self {
+        Key::Str(Arc::from(value))
+    }
+}
+
+impl From<String> for Key {
+    fn from(value: String) -> Self {
+        Key::Str(Arc::from(value))
+    }
+}
+
+/// A time-ordered, unique event id in the UUIDv7 layout.
+///
+/// The first 48 bits are the Unix time in milliseconds, so ids sort by
+/// creation time; within a process a counter keeps them strictly increasing;
+/// a random per-process value keeps processes apart. Making one allocates
+/// nothing and needs no system call beyond reading the clock.
+///
+/// ```
+/// use mercato::EventId;
+/// let a = EventId::new();
+/// let b = EventId::new();
+/// assert!(a < b);
+/// assert_eq!(a.to_string().len(), 36);
+/// assert_eq!(a.to_string().as_bytes()[14], b'7'); // version nibble
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventId(u128);
+
+static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+fn process_nonce() -> u64 {
+    static NONCE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *NONCE.get_or_init(|| {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        std::process::id().hash(&mut hasher);
+        hasher.finish()
+    })
+}
+
+impl EventId {
+    /// A new id, later than every id this process made before.
+    pub fn new() -> Self {
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+            & 0xFFFF_FFFF_FFFF;
+        // 42 bits of sequence keep ids ordered within one millisecond and
+        // across clock steps inside one process; 32 bits tell processes apart.
+        let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed) & ((1 << 42) - 1);
+        let nonce = process_nonce() & 0xFFFF_FFFF;
+        let rand_a = (seq >> 30) & 0xFFF; // 12 bits
+        let rand_b = ((seq & ((1 << 30) - 1)) << 32) | nonce; // 62 bits
+        let value = (u128::from(millis) << 80)
+            | (0x7 << 76)
+            | (u128::from(rand_a) << 64)
+            | (0b10 << 62)
+            | u128::from(rand_b);
+        EventId(value)
+    }
+
+    /// The id as a 128-bit number.
+    pub fn as_u128(self) -> u128 {
+        self.0
+    }
+
+    /// Rebuilds an id from its 128-bit value (e.g. read from a header).
+    pub fn from_u128(value: u128) -> Self {
+        EventId(value)
+    }
+
+    /// The Unix time in milliseconds at which the id was made.
+    pub fn unix_millis(self) -> u64 {
+        (self.0 >> 80) as u64
+    }
+}
+
+impl Default for EventId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.0;
+        write!(
+            f,
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            (v >> 96) as u32,
+            (v >> 80) as u16,
+            (v >> 64) as u16,
+            (v >> 48) as u16,
+            v & 0xFFFF_FFFF_FFFF
+        )
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Free-form string headers of an envelope. Empty headers allocate nothing.
+///
+/// ```
+/// use mercato::Headers;
+/// let mut headers = Headers::default();
+/// headers.insert("tenant", "eu-1");
+/// assert_eq!(headers.get("tenant"), Some("eu-1"));
+/// assert_eq!(headers.len(), 1);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    /// Sets a header, replacing an earlier value of the same name.
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        let (name, value) = (name.into(), value.into());
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name, value)),
+        }
+    }
+
+    /// The value of a header.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// How many headers there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no headers.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The headers in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+}
+
+/// Acknowledges a delivered event once its handler succeeded.
+///
+/// A journal or a broker transport attaches one to each envelope it delivers;
+/// the runtime calls [`Acknowledge::ack`] after the handler returned `Ok`, and
+/// [`Acknowledge::nack`] when the message was dead-lettered instead.
+///
+/// ```
+/// use mercato::{AckHandle, Acknowledge, EventId};
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// #[derive(Default)]
+/// struct Flag(AtomicBool);
+/// impl Acknowledge for Flag {
+///     fn ack(&self, _id: EventId) { self.0.store(true, Ordering::SeqCst) }
+///     fn nack(&self, _id: EventId, _reason: &str) {}
+/// }
+/// let flag = Arc::new(Flag::default());
+/// let handle = AckHandle::new(flag.clone());
+/// handle.ack(EventId::new());
+/// assert!(flag.0.load(Ordering::SeqCst));
+/// ```
+pub trait Acknowledge: Send + Sync + 'static {
+    /// The handler succeeded: the source may forget the event.
+    fn ack(&self, id: EventId);
+    /// The event was dead-lettered, with the reason.
+    fn nack(&self, id: EventId, reason: &str);
+}
+
+/// A shared handle to an [`Acknowledge`] implementation.
+#[derive(Clone)]
+pub struct AckHandle(Arc<dyn Acknowledge>);
+
+impl AckHandle {
+    /// Wraps an acknowledger.
+    pub fn new(ack: Arc<dyn Acknowledge>) -> Self {
+        AckHandle(ack)
+    }
+
+    /// Acknowledges `id`.
+    pub fn ack(&self, id: EventId) {
+        self.0.ack(id);
+    }
+
+    /// Reports that `id` was dead-lettered.
+    pub fn nack(&self, id: EventId, reason: &str) {
+        self.0.nack(id, reason);
+    }
+}
+
+impl fmt::Debug for AckHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AckHandle")
+    }
+}
+
+/// Everything an envelope carries besides the payload.
+///
+/// ```
+/// use mercato::{Envelope, Event};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Serialize, Deserialize)] struct Ping;
+/// # impl Event for Ping { const NAME: &'static str = "test.ping"; const VERSION: u32 = 1; }
+/// let env = Envelope::new(Ping);
+/// let meta = env.meta();
+/// assert_eq!(meta.event(), "test.ping");
+/// assert_eq!(meta.version(), 1);
+/// assert_eq!(meta.attempt(), 1);
+/// assert!(meta.causation_id().is_none());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub(crate) id: EventId,
+    pub(crate) correlation_id: EventId,
+    pub(crate) causation_id: Option<EventId>,
+    pub(crate) timestamp: SystemTime,
+    pub(crate) attempt: u32,
+    pub(crate) event: &'static str,
+    pub(crate) version: u32,
+    pub(crate) headers: Headers,
+    pub(crate) ack: Option<AckHandle>,
+}
+
+impl Meta {
+    fn for_event<E: Event>() -> Self {
+        let id = EventId::new();
+        Meta {
+            id,
+            correlation_id: id,
+            causation_id: None,
+            timestamp: SystemTime::now(),
+            attempt: 1,
+            event: E::NAME,
+            version: E::VERSION,
+            headers: Headers::default(),
+            ack: None,
+        }
+    }
+
+    /// This envelope's id.
+    pub fn id(&self) -> EventId {
+        self.id
+    }
+    /// The id shared by every event caused by the same outside request.
+    pub fn correlation_id(&self) -> EventId {
+        self.correlation_id
+    }
+    /// The id of the event whose handler sent this one, if any.
+    pub fn causation_id(&self) -> Option<EventId> {
+        self.causation_id
+    }
+    /// When the envelope was made (wall-clock time).
+    pub fn timestamp(&self) -> SystemTime {
+        self.timestamp
+    }
+    /// The delivery attempt, starting at 1; retries count up.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+    /// The event's wire name.
+    pub fn event(&self) -> &'static str {
+        self.event
+    }
+    /// The event's schema version.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+    /// The headers.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+    /// The headers, to change.
+    pub fn headers_mut(&mut self) -> &mut Headers {
+        &mut self.headers
+    }
+    /// The acknowledgement handle, when a journal or broker delivered this.
+    pub fn ack_handle(&self) -> Option<&AckHandle> {
+        self.ack.as_ref()
+    }
+
+    /// Links this envelope to the one being handled: same correlation id,
+    /// causation id = the handled event's id.
+    pub(crate) fn caused_by(&mut self, cause: &Cause) {
+        self.correlation_id = cause.correlation_id;
+        self.causation_id = Some(cause.id);
+    }
+}
+
+/// The ids of the message a handler is working on, used to link what it sends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cause {
+    pub(crate) id: EventId,
+    pub(crate) correlation_id: EventId,
+}
+
+/// The payload: owned for a direct `tell`, shared when one event fans out.
+#[derive(Debug)]
+enum Payload<E> {
+    Owned(E),
+    Shared(Arc<E>),
+}
+
+/// An event with its metadata: what travels through a mailbox.
+///
+/// A `tell` moves the payload in place (no allocation); a fan-out shares one
+/// `Arc` between subscribers. Either way the handler reads it by reference.
+///
+/// ```
+/// use mercato::{Envelope, Event, EventId};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Serialize, Deserialize)] struct Ping(u32);
+/// # impl Event for Ping { const NAME: &'static str = "test.ping"; const VERSION: u32 = 1; }
+/// let correlation = EventId::new();
+/// let mut env = Envelope::new(Ping(3)).with_correlation_id(correlation);
+/// env.meta_mut().headers_mut().insert("source", "checkout-api");
+/// assert_eq!(env.payload().0, 3);
+/// assert_eq!(env.meta().correlation_id(), correlation);
+/// ```
+#[derive(Debug)]
+pub struct Envelope<E> {
+    meta: Meta,
+    payload: Payload<E>,
+}
+
+impl<E: Event> Envelope<E> {
+    /// A new envelope with a fresh id that starts its own correlation.
+    pub fn new(event: E) -> Self {
+        Envelope {
+            meta: Meta::for_event::<E>(),
+            payload: Payload::Owned(event),
+        }
+    }
+
+    /// A new envelope around a payload shared with other envelopes.
+    pub fn shared(event: Arc<E>) -> Self {
+        Envelope {
+            meta: Meta::for_event::<E>(),
+            payload: Payload::Shared(event),
+        }
+    }
+
+    /// Sets the correlation id (e.g. taken from an incoming HTTP request).
+    pub fn with_correlation_id(mut self, id: EventId) -> Self {
+        self.meta.correlation_id = id;
+        self
+    }
+
+    /// Sets the causation id.
+    pub fn with_causation_id(mut self, id: EventId) -> Self {
+        self.meta.causation_id = Some(id);
+        self
+    }
+
+    /// Attaches an acknowledgement handle.
+    pub fn with_ack(mut self, ack: AckHandle) -> Self {
+        self.meta.ack = Some(ack);
+        self
+    }
+}
+
+impl<E> Envelope<E> {
+    /// The event.
+    pub fn payload(&self) -> &E {
+        match &self.payload {
+            Payload::Owned(e) => e,
+            Payload::Shared(e) => e,
+        }
+    }
+
+    /// The metadata.
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// The metadata, to change (headers, attempt).
+    pub fn meta_mut(&mut self) -> &mut Meta {
+        &mut self.meta
+    }
+
+    /// The event, shared (moves an owned payload into an `Arc`).
+    pub fn into_shared(self) -> Arc<E> {
+        match self.payload {
+            Payload::Owned(e) => Arc::new(e),
+            Payload::Shared(e) => e,
+        }
+    }
+
+    /// The event by value: moved out when owned, cloned out when shared.
+    pub fn into_payload(self) -> E
+    where
+        E: Clone,
+    {
+        match self.payload {
+            Payload::Owned(e) => e,
+            Payload::Shared(e) => Arc::unwrap_or_clone(e),
+        }
+    }
+}
+
+impl<E> Deref for Envelope<E> {
+    type Target = E;
+    fn deref(&self) -> &E {
+        self.payload()
+    }
+}

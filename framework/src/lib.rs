@@ -1,0 +1,51 @@
+//! # mercato
+//!
+//! An actor runtime for event-driven commerce services, on tokio.
+//!
+//! Actors own their state and handle one message at a time with `async`
+//! handlers. Their mailboxes are bounded queues with a chosen overflow
+//! policy, and the runtime keeps written promises:
+//!
+//! 1. **Order** — messages from one sender to one actor are handled in send
+//!    order; one actor never runs two handlers at once.
+//! 2. **Bound** — a mailbox never holds more than its capacity; a full one
+//!    applies its [`Overflow`] policy, and no public API bypasses it.
+//! 3. **Failure** — `Err` is retried in place with backoff, then
+//!    dead-lettered; a panic restarts the actor from its factory per its
+//!    supervision; past its intensity a failure escalates.
+//! 4. **Ask** — a request gets its reply, a timeout or a clear error, never
+//!    a hang.
+//! 5. **Shutdown** — intake and timers stop, mailboxes drain until settled
+//!    or the deadline, children stop first, and the report lists what was
+//!    not delivered.
+//! 7. **Cost** — a local `tell` allocates nothing.
+//!
+//! Start with [`actor`] for a complete hand-written actor, [`System`] for
+//! configuration and shutdown, [`mailbox`] for overflow policies and
+//! [`supervise`] for failures.
+#![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod actor;
+pub mod dead_letters;
+pub mod error;
+pub mod event;
+pub mod mailbox;
+mod runtime;
+pub mod supervise;
+mod sync;
+pub mod system;
+
+pub use actor::{Actor, Addr, Answers, Context, Handles, Message, Request, TimerId};
+pub use dead_letters::{AnyPayload, DeadLetter, DeadLetterCounts, DeadLetterReason, DeadLetters};
+pub use error::{AskError, ConfigError, HandlerError, SystemError, TellError};
+pub use event::{AckHandle, Acknowledge, Envelope, Event, EventId, Headers, Key, Meta};
+pub use mailbox::{MailboxConfig, MailboxGauges, Overflow};
+pub use supervise::{Backoff, Intensity, Restart, Strategy, Supervision};
+pub use system::{ActorConfig, ShutdownReason, ShutdownReport, System, SystemBuilder, Undelivered};
+
+#[doc(hidden)]
+pub mod __private {
+    //! Paths for generated code. Not a public API.
+    pub use tokio;
+}

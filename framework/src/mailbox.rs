@@ -1,0 +1,572 @@
+//! Bounded mailboxes: the queue in front of every actor.
+//!
+//! A mailbox holds at most its capacity of messages. What happens when a
+//! message arrives at a full mailbox is its [`Overflow`] policy:
+//!
+//! | policy | the sender | the message |
+//! | --- | --- | --- |
+//! | [`Overflow::Backpressure`] (default) | waits for room (an `ask` counts the wait against its timeout) | queued once there is room |
+//! | [`Overflow::Reject`] | gets an error holding the message | returned, not queued |
+//! | [`Overflow::DropOldest`] | succeeds | the oldest queued message is dead-lettered to make room |
+//! | [`Overflow::DropNewest`] | succeeds | the new message is dead-lettered |
+//!
+//! No public path bypasses the bound. Signals of the runtime itself (stop,
+//! restart, a periodic timer's tick) travel on a separate *control lane*
+//! outside the capacity, so a full mailbox can always be stopped; a periodic
+//! tick is queued at most once per timer, so ticks coalesce rather than pile up.
+//!
+//! Every mailbox keeps gauges, readable while the system runs through
+//! [`System::mailboxes`](crate::System::mailboxes): depth, high-water mark,
+//! processed, rejected and dropped counts, and how long the handler now
+//! running has been running. The depth of a queue is how an operator sees
+//! load.
+//!
+//! The queue is a `VecDeque` behind a short lock, allocated lazily: an idle
+//! actor's mailbox holds no buffer until its first message, and in steady
+//! state a send allocates nothing.
+//!
+//! ```
+//! use mercato::{MailboxConfig, Overflow};
+//! let config = MailboxConfig::new(256, Overflow::Reject);
+//! assert_eq!(config.capacity(), 256);
+//! assert!(MailboxConfig::new(0, Overflow::Reject).validate().is_err());
+//! ```
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::sync::Mutex;
+
+/// What a full mailbox does with one more message. See the [module](self) docs.
+///
+/// ```
+/// use mercato::Overflow;
+/// assert_eq!(Overflow::default(), Overflow::Backpressure);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Overflow {
+    /// The sender waits until there is room.
+    #[default]
+    Backpressure,
+    /// The sender gets an error that carries the message back.
+    Reject,
+    /// The oldest queued message is dead-lettered to make room.
+    DropOldest,
+    /// The new message is dead-lettered.
+    DropNewest,
+}
+
+impl fmt::Display for Overflow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Overflow::Backpressure => "backpressure",
+            Overflow::Reject => "reject",
+            Overflow::DropOldest => "drop-oldest",
+            Overflow::DropNewest => "drop-newest",
+        })
+    }
+}
+
+/// The capacity and overflow policy of a mailbox.
+///
+/// ```
+/// use mercato::{MailboxConfig, Overflow};
+/// let config = MailboxConfig::default();
+/// assert_eq!(config.capacity(), 1024);
+/// assert_eq!(config.overflow(), Overflow::Backpressure);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxConfig {
+    capacity: usize,
+    overflow: Overflow,
+}
+
+impl Default for MailboxConfig {
+    fn default() -> Self {
+        MailboxConfig {
+            capacity: 1024,
+            overflow: Overflow::Backpressure,
+        }
+    }
+}
+
+impl MailboxConfig {
+    /// A configuration; checked by [`validate`](Self::validate) at spawn.
+    pub fn new(capacity: usize, overflow: Overflow) -> Self {
+        MailboxConfig { capacity, overflow }
+    }
+    /// How many messages the mailbox holds at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+    /// What a full mailbox does.
+    pub fn overflow(&self) -> Overflow {
+        self.overflow
+    }
+    /// Refuses a capacity of 0, naming the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.capacity == 0 {
+            return Err(ConfigError::new(
+                "mailbox.capacity",
+                "0",
+                "must be at least 1: a mailbox that holds nothing can accept no message",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A reading of one mailbox's gauges.
+///
+/// ```no_run
+/// # async fn f(system: mercato::System) {
+/// for m in system.mailboxes() {
+///     println!("{}: {} queued (high water {}), {} processed", m.actor, m.depth, m.high_water, m.processed);
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MailboxGauges {
+    /// The actor's name.
+    pub actor: String,
+    /// The mailbox's capacity.
+    pub capacity: usize,
+    /// Messages queued now.
+    pub depth: usize,
+    /// The most messages ever queued at once.
+    pub high_water: usize,
+    /// Messages accepted into the queue so far.
+    pub enqueued: u64,
+    /// Messages taken from the queue whose handling has finished (handled,
+    /// or given up on and dead-lettered).
+    pub processed: u64,
+    /// Sends refused because the mailbox was full (`Overflow::Reject`).
+    pub rejected: u64,
+    /// Messages dropped by `DropOldest`/`DropNewest` (all dead-lettered).
+    pub dropped: u64,
+    /// How long the handler now running has been running, if one is.
+    pub running_for: Option<Duration>,
+}
+
+/// A signal of the runtime, carried outside the capacity.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Stop the actor (children first), dead-lettering what is queued.
+    Stop,
+    /// Restart because a sibling failed (one-for-all / rest-for-one).
+    Restart(String),
+    /// A child escalated a failure it could not absorb.
+    Escalate(String),
+    /// A periodic timer fired.
+    Tick(u64),
+}
+
+/// What the receiver gets next.
+#[derive(Debug)]
+pub(crate) enum Received<M> {
+    Control(Control),
+    Message(M),
+}
+
+/// The outcome of an accepted push.
+#[derive(Debug)]
+pub(crate) enum Pushed<M> {
+    /// Queued.
+    Queued,
+    /// Queued after evicting the oldest message (`DropOldest`).
+    Evicted(M),
+    /// Not queued: dropped by `DropNewest`; the message, wrapped.
+    DroppedNewest(M),
+}
+
+/// Why a push was refused; the sender gets its value back.
+#[derive(Debug)]
+pub(crate) enum Refused<T> {
+    /// Full under `Overflow::Reject`.
+    Full(T),
+    /// The mailbox no longer takes messages.
+    Closed(T),
+}
+
+#[derive(Debug)]
+struct State<M> {
+    queue: VecDeque<M>,
+    control: VecDeque<Control>,
+    receiver: Option<Waker>,
+    waiting_senders: VecDeque<(u64, Waker)>,
+    next_waiter: u64,
+    closed: bool,
+    cancel: bool,
+    /// The receiver took an item and has not asked for the next one yet;
+    /// `Some(true)` when that item was a queued message.
+    running: Option<bool>,
+    retired: bool,
+    running_since: Option<tokio::time::Instant>,
+    high_water: usize,
+    enqueued: u64,
+    processed: u64,
+    rejected: u64,
+    dropped: u64,
+    /// Bumped on every push and every receive: two equal readings with an
+    /// idle receiver in between mean nothing moved (see `System::settled`).
+    activity: u64,
+}
+
+/// A bounded multi-producer, single-consumer queue with a control lane.
+pub(crate) struct Mailbox<M> {
+    state: Mutex<State<M>>,
+    capacity: usize,
+    overflow: Overflow,
+}
+
+impl<M> fmt::Debug for Mailbox<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("capacity", &self.capacity)
+            .field("overflow", &self.overflow)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M> Mailbox<M> {
+    pub(crate) fn new(config: MailboxConfig) -> Self {
+        Mailbox {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                control: VecDeque::new(),
+                receiver: None,
+                waiting_senders: VecDeque::new(),
+                next_waiter: 0,
+                closed: false,
+                cancel: false,
+                running: None,
+                retired: false,
+                running_since: None,
+                high_water: 0,
+                enqueued: 0,
+                processed: 0,
+                rejected: 0,
+                dropped: 0,
+                activity: 0,
+            }),
+            capacity: config.capacity,
+            overflow: config.overflow,
+        }
+    }
+
+    /// Pushes without waiting. `Backpressure` on a full mailbox gives
+    /// `Err(Refused::Full)` here; use [`push`](Self::push) to wait instead.
+    pub(crate) fn try_push<T>(
+        &self,
+        value: T,
+        wrap: impl FnOnce(T) -> M,
+    ) -> Result<Pushed<M>, Refused<T>> {
+        let (result, waker) = {
+            let mut state = self.state.lock();
+            match self.push_locked(&mut state, value, wrap, None) {
+                Attempt::Done(result, waker) => (result, waker),
+                Attempt::Wait(value) => {
+                    state.rejected += 1;
+                    (Err(Refused::Full(value)), None)
+                }
+            }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        result
+    }
+
+    /// Pushes, waiting for room when the policy is `Backpressure`.
+    pub(crate) fn push<T, W: FnOnce(T) -> M>(&self, value: T, wrap: W) -> Push<'_, M, T, W> {
+        Push {
+            mailbox: self,
+            value: Some((value, wrap)),
+            waiter: None,
+        }
+    }
+
+    fn push_locked<T>(
+        &self,
+        state: &mut State<M>,
+        value: T,
+        wrap: impl FnOnce(T) -> M,
+        waiter: Option<(u64, &Waker)>,
+    ) -> Attempt<M, T> {
+        if state.closed {
+            return Attempt::Done(Err(Refused::Closed(value)), None);
+        }
+        let pushed = if state.queue.len() < self.capacity {
+            state.queue.push_back(wrap(value));
+            Pushed::Queued
+        } else {
+            match self.overflow {
+                Overflow::Backpressure => {
+                    if let Some((id, waker)) = waiter {
+                        state.waiting_senders.push_back((id, waker.clone()));
+                    }
+                    return Attempt::Wait(value);
+                }
+                Overflow::Reject => {
+                    state.rejected += 1;
+                    return Attempt::Done(Err(Refused::Full(value)), None);
+                }
+                Overflow::DropOldest => {
+                    state.dropped += 1;
+                    let evicted = state.queue.pop_front();
+                    state.queue.push_back(wrap(value));
+                    match evicted {
+                        Some(evicted) => Pushed::Evicted(evicted),
+                        None => Pushed::Queued,
+                    }
+                }
+                Overflow::DropNewest => {
+                    state.dropped += 1;
+                    state.activity += 1;
+                    return Attempt::Done(Ok(Pushed::DroppedNewest(wrap(value))), None);
+                }
+            }
+        };
+        state.enqueued += 1;
+        state.activity += 1;
+        state.high_water = state.high_water.max(state.queue.len());
+        Attempt::Done(Ok(pushed), state.receiver.take())
+    }
+
+    /// Queues a runtime signal outside the capacity. Returns `false` once
+    /// the receiver is gone.
+    pub(crate) fn push_control(&self, control: Control) -> bool {
+        let waker = {
+            let mut state = self.state.lock();
+            if state.retired {
+                return false;
+            }
+            state.control.push_back(control);
+            state.activity += 1;
+            state.receiver.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+
+    /// Asks the receiver to cancel the handler now running.
+    pub(crate) fn cancel(&self) {
+        let waker = {
+            let mut state = self.state.lock();
+            state.cancel = true;
+            state.receiver.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Whether cancellation was asked for; registers the waker otherwise.
+    pub(crate) fn poll_cancelled(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.state.lock();
+        if state.cancel {
+            Poll::Ready(())
+        } else {
+            state.receiver = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    /// Whether cancellation was asked for.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.state.lock().cancel
+    }
+
+    /// Finishes the previous item, then takes the next: control first.
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Received<M>> {
+        let (item, waker) = {
+            let mut state = self.state.lock();
+            state.finish_locked();
+            let item = if let Some(control) = state.control.pop_front() {
+                Received::Control(control)
+            } else if let Some(message) = state.queue.pop_front() {
+                Received::Message(message)
+            } else {
+                state.receiver = Some(cx.waker().clone());
+                return Poll::Pending;
+            };
+            state.running = Some(matches!(item, Received::Message(_)));
+            state.running_since = Some(tokio::time::Instant::now());
+            state.activity += 1;
+            let waker = match item {
+                Received::Message(_) => state.waiting_senders.pop_front().map(|(_, w)| w),
+                Received::Control(_) => None,
+            };
+            (item, waker)
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Poll::Ready(item)
+    }
+
+    /// Stops intake: senders get their value back as `Refused::Closed`,
+    /// waiting senders wake. Returns what was queued, in order.
+    pub(crate) fn close(&self) -> VecDeque<M> {
+        let (queued, waiters) = {
+            let mut state = self.state.lock();
+            state.closed = true;
+            state.activity += 1;
+            (
+                std::mem::take(&mut state.queue),
+                std::mem::take(&mut state.waiting_senders),
+            )
+        };
+        for (_, waker) in waiters {
+            waker.wake();
+        }
+        queued
+    }
+
+    /// Marks the receiver gone for good: control pushes now fail.
+    pub(crate) fn retire(&self) {
+        let mut state = self.state.lock();
+        state.finish_locked();
+        state.closed = true;
+        state.retired = true;
+        state.receiver = None;
+        state.control.clear();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    /// `(depth + control queued, running, activity)` for `settled`.
+    pub(crate) fn probe(&self) -> (usize, bool, u64) {
+        let state = self.state.lock();
+        (
+            state.queue.len() + state.control.len(),
+            state.running.is_some(),
+            state.activity,
+        )
+    }
+
+    pub(crate) fn gauges(&self, actor: &str) -> MailboxGauges {
+        let state = self.state.lock();
+        MailboxGauges {
+            actor: actor.to_owned(),
+            capacity: self.capacity,
+            depth: state.queue.len(),
+            high_water: state.high_water,
+            enqueued: state.enqueued,
+            processed: state.processed,
+            rejected: state.rejected,
+            dropped: state.dropped,
+            running_for: state.running_since.map(|t| t.elapsed()),
+        }
+    }
+
+    fn forget_waiter(&self, id: u64) {
+        let waker = {
+            let mut state = self.state.lock();
+            if let Some(pos) = state.waiting_senders.iter().position(|(w, _)| *w == id) {
+                state.waiting_senders.remove(pos);
+                None
+            } else if state.queue.len() < self.capacity {
+                // We were woken for a free slot but will not use it: pass
+                // the wake-up on so no other waiting sender is stranded.
+                state.waiting_senders.pop_front().map(|(_, w)| w)
+            } else {
+                None
+            }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<M> State<M> {
+    fn finish_locked(&mut self) {
+        if let Some(was_message) = self.running.take() {
+            self.processed += u64::from(was_message);
+            self.running_since = None;
+        }
+    }
+}
+
+enum Attempt<M, T> {
+    Done(Result<Pushed<M>, Refused<T>>, Option<Waker>),
+    Wait(T),
+}
+
+/// The future of [`Mailbox::push`].
+pub(crate) struct Push<'a, M, T, W> {
+    mailbox: &'a Mailbox<M>,
+    value: Option<(T, W)>,
+    waiter: Option<u64>,
+}
+
+impl<M, T, W> Unpin for Push<'_, M, T, W> {}
+
+impl<M, T, W: FnOnce(T) -> M> Future for Push<'_, M, T, W> {
+    type Output = Result<Pushed<M>, Refused<T>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Some((value, wrap)) = this.value.take() else {
+            panic!("`Push` polled after completion");
+        };
+        let (result, waker) = {
+            let mut state = this.mailbox.state.lock();
+            let id = match this.waiter.take() {
+                Some(old) => {
+                    // Still registered from an earlier poll: take it out
+                    // before trying again, so it is never registered twice.
+                    if let Some(pos) = state.waiting_senders.iter().position(|(w, _)| *w == old) {
+                        state.waiting_senders.remove(pos);
+                    }
+                    old
+                }
+                None => {
+                    state.next_waiter += 1;
+                    state.next_waiter
+                }
+            };
+            // The wrap closure is only called when the value is queued, so
+            // it is moved through a slot that push_locked can consume.
+            let mut wrap = Some(wrap);
+            let attempt = this.mailbox.push_locked(
+                &mut state,
+                value,
+                |v| (wrap.take().expect("wrap called once"))(v),
+                Some((id, cx.waker())),
+            );
+            match attempt {
+                Attempt::Done(result, waker) => (result, waker),
+                Attempt::Wait(value) => {
+                    this.waiter = Some(id);
+                    let wrap = wrap.take().expect("wrap unused while waiting");
+                    this.value = Some((value, wrap));
+                    return Poll::Pending;
+                }
+            }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<M, T, W> Drop for Push<'_, M, T, W> {
+    fn drop(&mut self) {
+        if let Some(id) = self.waiter.take() {
+            self.mailbox.forget_waiter(id);
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! The actor loop: one task per actor that owns the instance, takes one
+//! message at a time, catches panics and applies supervision.
+
+use std::any::Any;
+use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::actor::{Actor, Addr, Context, Message, Timers, cause_of};
+use crate::dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};
+use crate::error::SystemError;
+use crate::event::Cause;
+use crate::mailbox::{Control, Mailbox, MailboxGauges, Received};
+use crate::supervise::{Restart, RestartWindow, Rng};
+use crate::system::{ActorConfig, Children, Parent, ShutdownReason, System, Undelivered};
+
+tokio::task_local! {
+    static CURRENT: Current;
+}
+
+/// What an actor task knows about itself, for what its handlers send.
+struct Current {
+    system: u64,
+    cause: std::cell::Cell<Option<Cause>>,
+}
+
+/// The ids of the message being handled by the current actor task, if any.
+pub(crate) fn current_cause() -> Option<Cause> {
+    CURRENT.try_with(|c| c.cause.get()).ok().flatten()
+}
+
+/// Whether the caller runs inside an actor task of this system.
+pub(crate) fn in_actor_of(core: &Core) -> bool {
+    CURRENT.try_with(|c| c.system == core.id).unwrap_or(false)
+}
+
+pub(crate) const RUNNING: u8 = 0;
+pub(crate) const DRAINING: u8 = 1;
+pub(crate) const PAST_DEADLINE: u8 = 2;
+pub(crate) const STOPPED: u8 = 3;
+
+/// The part of a system every address needs: its state and dead letters.
+pub(crate) struct Core {
+    pub(crate) id: u64,
+    pub(crate) state: AtomicU8,
+    pub(crate) timers: AtomicBool,
+    pub(crate) dead_letters: DeadLetters,
+    pub(crate) shutdown_entries: Mutex<Vec<Undelivered>>,
+}
+
+impl Core {
+    pub(crate) fn accepts_outside(&self) -> bool {
+        self.state.load(Ordering::Acquire) == RUNNING
+    }
+
+    pub(crate) fn timers_running(&self) -> bool {
+        self.timers.load(Ordering::Acquire)
+    }
+
+    fn record(&self, letter: DeadLetter) {
+        if self.state.load(Ordering::Acquire) != RUNNING {
+            self.shutdown_entries.lock().push(Undelivered {
+                actor: letter.target.to_string(),
+                event: letter.meta.event(),
+                id: letter.meta.id(),
+                correlation_id: letter.meta.correlation_id(),
+                reason: letter.reason,
+            });
+        }
+        self.dead_letters.push(letter);
+    }
+}
+
+/// An actor's mailbox with its identity: what an [`Addr`] points at.
+pub(crate) struct Cell<M> {
+    pub(crate) mailbox: Mailbox<M>,
+    pub(crate) name: Arc<str>,
+    pub(crate) id: u64,
+    pub(crate) core: Arc<Core>,
+}
+
+impl<M: Message> Cell<M> {
+    pub(crate) fn dead_letter(&self, message: M, reason: DeadLetterReason, error: Option<String>) {
+        let meta = message.meta().clone();
+        let payload = message.into_dead_letter(reason, error.as_deref());
+        self.core.record(DeadLetter {
+            meta,
+            payload: Some(payload),
+            reason,
+            target: self.name.clone(),
+            error,
+        });
+    }
+}
+
+/// A type-erased view of a cell: control, cancellation and gauges.
+pub(crate) trait Lane: Send + Sync {
+    fn control(&self, control: Control) -> bool;
+    fn cancel(&self);
+    fn gauges(&self) -> MailboxGauges;
+    fn probe(&self) -> (usize, bool, u64);
+}
+
+impl<M: Message> Lane for Cell<M> {
+    fn control(&self, control: Control) -> bool {
+        self.mailbox.push_control(control)
+    }
+    fn cancel(&self) {
+        self.mailbox.cancel();
+    }
+    fn gauges(&self) -> MailboxGauges {
+        self.mailbox.gauges(&self.name)
+    }
+    fn probe(&self) -> (usize, bool, u64) {
+        self.mailbox.probe()
+    }
+}
+
+/// Spawns an actor under `parent`, registered among `siblings`.
+pub(crate) fn spawn_actor<A: Actor, F>(
+    system: &System,
+    name: &str,
+    parent: Parent,
+    siblings: &Arc<Children>,
+    configure: impl FnOnce(ActorConfig) -> ActorConfig,
+    factory: F,
+) -> Result<Addr<A>, SystemError>
+where
+    F: Fn() -> A + Send + Sync + 'static,
+{
+    let core = system.core();
+    let state = core.state.load(Ordering::Acquire);
+    if state >= STOPPED || (state != RUNNING && !in_actor_of(core)) {
+        return Err(SystemError::ShuttingDown);
+    }
+    let config = system.config_for(name, configure)?;
+    let id = system.next_actor_id();
+    let cell = Arc::new(Cell {
+        mailbox: Mailbox::new(config.mailbox_config()),
+        name: Arc::from(name),
+        id,
+        core: core.clone(),
+    });
+    let addr = Addr { cell: cell.clone() };
+    let supervision = config.supervision_config();
+    let run = ActorRun {
+        factory,
+        cx: Context {
+            addr: addr.clone(),
+            system: system.clone(),
+            children: Arc::new(Children::new(supervision.strategy)),
+            timers: Timers::new(),
+            stop_requested: false,
+            supervision,
+        },
+        parent,
+        siblings: siblings.clone(),
+        rng: Rng::new(system.seed() ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        window: RestartWindow::default(),
+    };
+    let current = Current {
+        system: core.id,
+        cause: std::cell::Cell::new(None),
+    };
+    system.register(id, cell.clone());
+    siblings.add(
+        id,
+        cell,
+        |task| system.handle().spawn(CURRENT.scope(current, task)),
+        run.run(),
+    );
+    Ok(addr)
+}
+
+struct ActorRun<A: Actor, F> {
+    factory: F,
+    cx: Context<A>,
+    parent: Parent,
+    siblings: Arc<Children>,
+    rng: Rng,
+    window: RestartWindow,
+}
+
+/// How one life of an instance ended.
+enum End {
+    /// Stopped by a control signal (parent, system, `Addr::stop`).
+    Stop,
+    /// `Context::stop` was called.
+    SelfStop,
+    /// A panic, a failed start or an escalated child failure.
+    Failed(String),
+    /// A sibling failed and the parent's strategy restarts this one too.
+    Sibling(String),
+    /// The shutdown deadline passed while a handler ran.
+    Cancelled,
+}
+
+/// How one message ended.
+enum Outcome<M> {
+    Done,
+    Panicked(String, Option<M>),
+    Cancelled,
+}
+
+enum Guarded<T> {
+    Done(T),
+    Panicked(String),
+    Cancelled,
+}
+
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}
+
+/// Polls `fut` inside `span`, catching a panic, and gives up when the
+/// mailbox's owner is cancelled (shutdown deadline) while `fut` waits.
+async fn guarded<T, M>(
+    fut: impl Future<Output = T>,
+    span: &tracing::Span,
+    mailbox: &Mailbox<M>,
+) -> Guarded<T> {
+    let mut fut = pin!(fut);
+    let outcome = poll_fn(|cx| {
+        let _entered = span.enter();
+        match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(value)) => Poll::Ready(Guarded::Done(value)),
+            Err(payload) => Poll::Ready(Guarded::Panicked(panic_text(payload.as_ref()))),
+            Ok(Poll::Pending) => match mailbox.poll_cancelled(cx) {
+                Poll::Ready(()) => Poll::Ready(Guarded::Cancelled),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    })
+    .await;
+    // Dropping a future that panicked may panic again: contain it.
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(fut)));
+    outcome
+}
+
+/// Sleeps unless the shutdown deadline cancels the wait; `false` if cancelled.
+async fn sleep_unless_cancelled<M>(delay: Duration, mailbox: &Mailbox<M>) -> bool {
+    if delay.is_zero() {
+        return !mailbox.is_cancelled();
+    }
+    let mut sleep = pin!(tokio::time::sleep(delay));
+    poll_fn(|cx| {
+        if sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(true);
+        }
+        mailbox.poll_cancelled(cx).map(|()| false)
+    })
+    .await
+}
+
+fn set_cause(cause: Option<Cause>) {
+    let _ = CURRENT.try_with(|c| c.cause.set(cause));
+}
+
+impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
+    async fn run(mut self) {
+        let cell = self.cx.addr.cell.clone();
+        let supervision = self.cx.supervision;
+        let mut why: Option<String> = None;
+        let mut carry: Option<A::Msg> = None;
+        let none = tracing::Span::none();
+        loop {
+            let end = match catch_unwind(AssertUnwindSafe(|| (self.factory)())) {
+                Err(payload) => End::Failed(format!(
+                    "the factory panicked: {}",
+                    panic_text(payload.as_ref())
+                )),
+                Ok(mut actor) => {
+                    let hook = match &why {
+                        None => guarded(actor.started(&mut self.cx), &none, &cell.mailbox).await,
+                        Some(w) => {
+                            guarded(actor.restarted(w, &mut self.cx), &none, &cell.mailbox).await
+                        }
+                    };
+                    let end = match hook {
+                        Guarded::Done(Ok(())) => self.serve(&mut actor, &mut carry).await,
+                        Guarded::Done(Err(e)) => End::Failed(format!("start failed: {e}")),
+                        Guarded::Panicked(p) => End::Failed(format!("start panicked: {p}")),
+                        Guarded::Cancelled => End::Cancelled,
+                    };
+                    self.cx.children.stop_all().await;
+                    if matches!(end, End::Stop | End::Cancelled | End::SelfStop) {
+                        let _ = guarded(actor.stopping(&mut self.cx), &none, &cell.mailbox).await;
+                    }
+                    let _ = catch_unwind(AssertUnwindSafe(move || drop(actor)));
+                    end
+                }
+            };
+            self.cx.timers.clear();
+            self.cx.stop_requested = false;
+            let failure = match end {
+                End::Stop | End::Cancelled => break,
+                End::SelfStop if supervision.restart != Restart::Permanent => break,
+                End::SelfStop => {
+                    "it stopped itself and is restarted (Restart::Permanent)".to_owned()
+                }
+                End::Sibling(w) => {
+                    tracing::info!(actor = %cell.name, reason = %w, "restarting with a failed sibling");
+                    why = Some(w);
+                    continue;
+                }
+                End::Failed(w) => w,
+            };
+            if supervision.restart == Restart::Temporary {
+                tracing::error!(actor = %cell.name, failure = %failure, "actor failed and stops (Restart::Temporary)");
+                break;
+            }
+            let now = tokio::time::Instant::now();
+            if !self.window.admit(now, &supervision.intensity) {
+                tracing::error!(actor = %cell.name, failure = %failure, "restart intensity exceeded: escalating");
+                self.parent.escalate(&self.cx.system, &cell.name, &failure);
+                break;
+            }
+            tracing::warn!(actor = %cell.name, failure = %failure, "restarting actor");
+            self.siblings.restart_peers(cell.id, &cell.name, &failure);
+            let n = self.window.len().saturating_sub(1) as u32;
+            let delay = supervision.backoff.delay(n, self.rng.unit());
+            if !sleep_unless_cancelled(delay, &cell.mailbox).await {
+                break;
+            }
+            why = Some(failure);
+        }
+        if let Some(message) = carry.take() {
+            cell.dead_letter(message, DeadLetterReason::ActorStopped, None);
+        }
+        self.cx.children.stop_all().await;
+        self.cx.timers.clear();
+        let reason = if cell.core.state.load(Ordering::Acquire) >= PAST_DEADLINE {
+            DeadLetterReason::ShutdownDeadline
+        } else {
+            DeadLetterReason::ActorStopped
+        };
+        for message in cell.mailbox.close() {
+            cell.dead_letter(message, reason, None);
+        }
+        cell.mailbox.retire();
+        self.siblings.remove(cell.id);
+        self.cx.system.deregister(cell.id);
+    }
+
+    async fn serve(&mut self, actor: &mut A, carry: &mut Option<A::Msg>) -> End {
+        let cell = self.cx.addr.cell.clone();
+        loop {
+            let item = match carry.take() {
+                Some(message) => Received::Message(message),
+                None => poll_fn(|cx| cell.mailbox.poll_recv(cx)).await,
+            };
+            let message = match item {
+                Received::Message(message) => message,
+                Received::Control(Control::Stop) => return End::Stop,
+                Received::Control(Control::Restart(w)) => return End::Sibling(w),
+                Received::Control(Control::Escalate(w)) => return End::Failed(w),
+                Received::Control(Control::Tick(id)) => match self.cx.timers.tick(id) {
+                    Some(message) => message,
+                    None => continue,
+                },
+            };
+            match self.deliver(actor, message, &cell).await {
+                Outcome::Done => {}
+                Outcome::Panicked(w, retry) => {
+                    *carry = retry;
+                    return End::Failed(format!("a handler panicked: {w}"));
+                }
+                Outcome::Cancelled => return End::Cancelled,
+            }
+            if self.cx.stop_requested {
+                return End::SelfStop;
+            }
+        }
+    }
+
+    async fn deliver(
+        &mut self,
+        actor: &mut A,
+        mut message: A::Msg,
+        cell: &Cell<A::Msg>,
+    ) -> Outcome<A::Msg> {
+        let supervision = self.cx.supervision;
+        loop {
+            let meta = message.meta();
+            let attempt = meta.attempt;
+            set_cause(Some(cause_of(meta)));
+            let span = tracing::debug_span!(
+                "handle",
+                actor = %cell.name,
+                event = meta.event(),
+                event_id = %meta.id(),
+                correlation_id = %meta.correlation_id(),
+                attempt,
+            );
+            let result = guarded(
+                actor.handle(&mut message, &mut self.cx),
+                &span,
+                &cell.mailbox,
+            )
+            .await;
+            set_cause(None);
+            match result {
+                Guarded::Done(Ok(())) => {
+                    let meta = message.meta();
+                    if let Some(ack) = meta.ack_handle() {
+                        ack.ack(meta.id());
+                    }
+                    return Outcome::Done;
+                }
+                Guarded::Done(Err(error)) => {
+                    let text = error.to_string();
+                    if attempt <= supervision.max_retries {
+                        tracing::warn!(actor = %cell.name, event = message.meta().event(), attempt, error = %text, "handler failed; retrying");
+                        let delay = supervision.backoff.delay(attempt - 1, self.rng.unit());
+                        if !sleep_unless_cancelled(delay, &cell.mailbox).await {
+                            cell.dead_letter(
+                                message,
+                                DeadLetterReason::CancelledAtShutdown,
+                                Some(text),
+                            );
+                            return Outcome::Cancelled;
+                        }
+                        message.meta_mut().attempt = attempt + 1;
+                        continue;
+                    }
+                    cell.dead_letter(message, DeadLetterReason::RetriesExhausted, Some(text));
+                    return Outcome::Done;
+                }
+                Guarded::Panicked(text) => {
+                    tracing::error!(actor = %cell.name, event = message.meta().event(), attempt, panic = %text, "handler panicked");
+                    if supervision.retry_after_panic
+                        && attempt <= supervision.max_retries
+                        && supervision.restart != Restart::Temporary
+                    {
+                        message.meta_mut().attempt = attempt + 1;
+                        return Outcome::Panicked(text, Some(message));
+                    }
+                    cell.dead_letter(message, DeadLetterReason::Panicked, Some(text.clone()));
+                    return Outcome::Panicked(text, None);
+                }
+                Guarded::Cancelled => {
+                    cell.dead_letter(message, DeadLetterReason::CancelledAtShutdown, None);
+                    return Outcome::Cancelled;
+                }
+            }
+        }
+    }
+}
+
+impl Parent {
+    fn escalate(&self, system: &System, child: &str, failure: &str) {
+        match self {
+            Parent::Actor(lane) => {
+                lane.control(Control::Escalate(format!(
+                    "child `{child}` escalated: {failure}"
+                )));
+            }
+            Parent::Root => {
+                let reason = ShutdownReason::Escalated {
+                    actor: child.to_owned(),
+                    failure: failure.to_owned(),
+                };
+                let system = system.clone();
+                let timeout = system.shutdown_timeout();
+                tokio::spawn(async move {
+                    system.shutdown_with(reason, timeout).await;
+                });
+            }
+        }
+    }
+}

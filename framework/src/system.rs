@@ -1,0 +1,637 @@
+//! The actor system: configuration, spawning, gauges, settling, shutdown.
+//!
+//! A [`System`] runs on the application's tokio runtime (either flavour)
+//! and never builds its own. Build it inside the runtime with
+//! [`System::builder`]: system-wide defaults for every actor, overrides per
+//! actor name, the root supervision strategy, the dead-letter store's size
+//! and the seed of the backoff jitter. Invalid values are refused with an
+//! error that names the field.
+//!
+//! ```
+//! use mercato::{Overflow, Strategy, System};
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), mercato::SystemError> {
+//! let system = System::builder()
+//!     .defaults(|c| c.capacity(512).max_retries(5))
+//!     .configure("payment", |c| c.capacity(64).overflow(Overflow::Reject))
+//!     .root_strategy(Strategy::OneForOne)
+//!     .dead_letter_capacity(10_000)
+//!     .rng_seed(42)
+//!     .build()?;
+//!
+//! let refused = System::builder().defaults(|c| c.capacity(0)).build().unwrap_err();
+//! assert!(refused.to_string().contains("mailbox.capacity"));
+//!
+//! let report = system.shutdown(Duration::from_secs(5)).await;
+//! assert!(report.settled);
+//! # Ok(()) }
+//! ```
+//!
+//! [`System::settled`] waits until every mailbox is empty and no handler
+//! runs: what tests wait for instead of sleeping. [`System::shutdown`]
+//! keeps promise 5: intake and timers stop, mailboxes drain (actors still
+//! send to each other) until settled or the deadline, actors stop children
+//! first in reverse start order, handlers still running at the deadline are
+//! cancelled, and the [`ShutdownReport`] lists what was undelivered and what
+//! was in flight.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::actor::{Actor, Addr};
+use crate::dead_letters::{DeadLetterCounts, DeadLetterReason, DeadLetters};
+use crate::error::{ConfigError, SystemError};
+use crate::event::EventId;
+use crate::mailbox::{Control, MailboxConfig, MailboxGauges, Overflow};
+use crate::runtime::{Core, DRAINING, Lane, PAST_DEADLINE, RUNNING, STOPPED, spawn_actor};
+use crate::supervise::{Backoff, Intensity, Restart, Strategy, Supervision};
+
+/// The configuration of one actor: its mailbox and its supervision.
+///
+/// ```
+/// use mercato::{ActorConfig, Overflow, Restart};
+/// let config = ActorConfig::default().capacity(64).overflow(Overflow::DropOldest).restart(Restart::Transient);
+/// assert_eq!(config.mailbox_config().capacity(), 64);
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ActorConfig {
+    mailbox: MailboxConfig,
+    supervision: Supervision,
+}
+
+impl ActorConfig {
+    /// Sets the mailbox capacity (at least 1).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.mailbox = MailboxConfig::new(capacity, self.mailbox.overflow());
+        self
+    }
+    /// Sets the overflow policy.
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.mailbox = MailboxConfig::new(self.mailbox.capacity(), overflow);
+        self
+    }
+    /// Sets the whole mailbox configuration.
+    pub fn mailbox(mut self, mailbox: MailboxConfig) -> Self {
+        self.mailbox = mailbox;
+        self
+    }
+    /// Sets the whole supervision configuration.
+    pub fn supervision(mut self, supervision: Supervision) -> Self {
+        self.supervision = supervision;
+        self
+    }
+    /// Sets the restart policy.
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.supervision = self.supervision.restart(restart);
+        self
+    }
+    /// Sets how many times a failing message is retried.
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.supervision = self.supervision.max_retries(retries);
+        self
+    }
+    /// Sets the backoff between retries and restarts.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.supervision = self.supervision.backoff(backoff);
+        self
+    }
+    /// Sets the restart intensity.
+    pub fn intensity(mut self, intensity: Intensity) -> Self {
+        self.supervision = self.supervision.intensity(intensity);
+        self
+    }
+    /// Sets the strategy applied to this actor's children.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.supervision = self.supervision.strategy(strategy);
+        self
+    }
+    /// Sets whether a message that made the handler panic is retried.
+    pub fn retry_after_panic(mut self, retry: bool) -> Self {
+        self.supervision = self.supervision.retry_after_panic(retry);
+        self
+    }
+    /// The mailbox configuration.
+    pub fn mailbox_config(&self) -> MailboxConfig {
+        self.mailbox
+    }
+    /// The supervision configuration.
+    pub fn supervision_config(&self) -> Supervision {
+        self.supervision
+    }
+    /// Checks every value, naming the refused field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.mailbox.validate()?;
+        self.supervision.validate()
+    }
+}
+
+type Configure = Box<dyn Fn(ActorConfig) -> ActorConfig + Send + Sync>;
+
+/// Builds a [`System`]; see the [module](self) docs.
+pub struct SystemBuilder {
+    defaults: ActorConfig,
+    overrides: Vec<(String, Configure)>,
+    root_strategy: Strategy,
+    dead_letter_capacity: usize,
+    seed: Option<u64>,
+    shutdown_timeout: Duration,
+}
+
+impl fmt::Debug for SystemBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SystemBuilder")
+            .field("defaults", &self.defaults)
+            .field(
+                "overrides",
+                &self.overrides.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("root_strategy", &self.root_strategy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SystemBuilder {
+    /// Adjusts the defaults every actor starts from.
+    pub fn defaults(mut self, configure: impl FnOnce(ActorConfig) -> ActorConfig) -> Self {
+        self.defaults = configure(self.defaults);
+        self
+    }
+
+    /// Overrides the configuration of actors spawned with this name; applied
+    /// after the spawn site's own settings.
+    pub fn configure(
+        mut self,
+        name: impl Into<String>,
+        configure: impl Fn(ActorConfig) -> ActorConfig + Send + Sync + 'static,
+    ) -> Self {
+        self.overrides.push((name.into(), Box::new(configure)));
+        self
+    }
+
+    /// The strategy the root applies to top-level actors.
+    pub fn root_strategy(mut self, strategy: Strategy) -> Self {
+        self.root_strategy = strategy;
+        self
+    }
+
+    /// How many recent dead letters are kept (counters are always exact).
+    pub fn dead_letter_capacity(mut self, capacity: usize) -> Self {
+        self.dead_letter_capacity = capacity;
+        self
+    }
+
+    /// Seeds the backoff jitter, for reproducible runs.
+    pub fn rng_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// The deadline of a shutdown caused by an escalation (default 10 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Checks the configuration and builds the system on the current tokio runtime.
+    pub fn build(self) -> Result<System, SystemError> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| SystemError::NoRuntime)?;
+        self.defaults.validate()?;
+        for (_, configure) in &self.overrides {
+            configure(self.defaults).validate()?;
+        }
+        if cfg!(panic = "abort") {
+            tracing::error!(
+                "this program is built with panic = \"abort\": a panicking handler ends the process and cannot be restarted; build with panic = \"unwind\" for supervision of panics"
+            );
+        }
+        static SYSTEMS: AtomicU64 = AtomicU64::new(0);
+        let id = SYSTEMS.fetch_add(1, Ordering::Relaxed) + 1;
+        let (report_tx, _) = watch::channel(None);
+        let seed = self.seed.unwrap_or_else(|| EventId::new().as_u128() as u64);
+        Ok(System {
+            shared: Arc::new(Shared {
+                core: Arc::new(Core {
+                    id,
+                    state: AtomicU8::new(RUNNING),
+                    timers: AtomicBool::new(true),
+                    dead_letters: DeadLetters::new(self.dead_letter_capacity),
+                    shutdown_entries: Mutex::new(Vec::new()),
+                }),
+                handle,
+                defaults: self.defaults,
+                overrides: self.overrides,
+                seed,
+                shutdown_timeout: self.shutdown_timeout,
+                next_actor: AtomicU64::new(0),
+                registry: Mutex::new(Registry::default()),
+                root: Arc::new(Children::new(self.root_strategy)),
+                shutdown_started: AtomicBool::new(false),
+                report: report_tx,
+            }),
+        })
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    lanes: Vec<(u64, Arc<dyn Lane>)>,
+    spawned: u64,
+}
+
+struct Shared {
+    core: Arc<Core>,
+    handle: tokio::runtime::Handle,
+    defaults: ActorConfig,
+    overrides: Vec<(String, Configure)>,
+    seed: u64,
+    shutdown_timeout: Duration,
+    next_actor: AtomicU64,
+    registry: Mutex<Registry>,
+    root: Arc<Children>,
+    shutdown_started: AtomicBool,
+    report: watch::Sender<Option<ShutdownReport>>,
+}
+
+/// A running actor system. Cheap to clone; every clone is the same system.
+#[derive(Clone)]
+pub struct System {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for System {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("System")
+            .field("id", &self.shared.core.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a system shut down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ShutdownReason {
+    /// [`System::shutdown`] was called.
+    Requested,
+    /// A top-level actor exceeded its restart intensity.
+    Escalated {
+        /// The actor that escalated.
+        actor: String,
+        /// Its last failure.
+        failure: String,
+    },
+}
+
+/// A message that was not handled because of the shutdown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Undelivered {
+    /// The actor it was for.
+    pub actor: String,
+    /// The event's wire name.
+    pub event: &'static str,
+    /// The envelope id.
+    pub id: EventId,
+    /// The correlation id.
+    pub correlation_id: EventId,
+    /// Its dead-letter reason.
+    pub reason: DeadLetterReason,
+}
+
+/// What a shutdown did. Nothing is dropped silently: every message that was
+/// not handled is listed here and counted in the dead letters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Why the system stopped.
+    pub reason: ShutdownReason,
+    /// Whether every mailbox drained before the deadline.
+    pub settled: bool,
+    /// Messages still queued when their actor stopped.
+    pub undelivered: Vec<Undelivered>,
+    /// Messages whose handler was cancelled at the deadline.
+    pub in_flight: Vec<Undelivered>,
+    /// The dead-letter counters when the system stopped.
+    pub dead_letters: DeadLetterCounts,
+}
+
+impl System {
+    /// A builder with the default configuration.
+    pub fn builder() -> SystemBuilder {
+        SystemBuilder {
+            defaults: ActorConfig::default(),
+            overrides: Vec::new(),
+            root_strategy: Strategy::OneForOne,
+            dead_letter_capacity: 1024,
+            seed: None,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Spawns a top-level actor with the system defaults.
+    ///
+    /// The factory builds the first instance and every restarted one.
+    pub fn spawn<A: Actor, F>(&self, name: &str, factory: F) -> Result<Addr<A>, SystemError>
+    where
+        F: Fn() -> A + Send + Sync + 'static,
+    {
+        self.spawn_with(name, |c| c, factory)
+    }
+
+    /// Spawns a top-level actor, adjusting its configuration.
+    pub fn spawn_with<A: Actor, F>(
+        &self,
+        name: &str,
+        configure: impl FnOnce(ActorConfig) -> ActorConfig,
+        factory: F,
+    ) -> Result<Addr<A>, SystemError>
+    where
+        F: Fn() -> A + Send + Sync + 'static,
+    {
+        spawn_actor(
+            self,
+            name,
+            Parent::Root,
+            &self.shared.root,
+            configure,
+            factory,
+        )
+    }
+
+    /// The gauges of every live mailbox, in spawn order.
+    pub fn mailboxes(&self) -> Vec<MailboxGauges> {
+        let lanes: Vec<_> = self
+            .shared
+            .registry
+            .lock()
+            .lanes
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect();
+        lanes.iter().map(|l| l.gauges()).collect()
+    }
+
+    /// The dead-letter store.
+    pub fn dead_letters(&self) -> &DeadLetters {
+        &self.shared.core.dead_letters
+    }
+
+    /// Whether panics in handlers can be caught (false under `panic = "abort"`).
+    pub fn panics_are_caught(&self) -> bool {
+        !cfg!(panic = "abort")
+    }
+
+    /// Waits until every mailbox is empty and no handler (nor start hook,
+    /// retry or restart) runs. Timers that have not fired do not count.
+    pub async fn settled(&self) {
+        let mut last: Option<(u64, u64)> = None;
+        let mut idle_rounds = 0u32;
+        loop {
+            let reading = {
+                let registry = self.shared.registry.lock();
+                let mut busy = false;
+                let mut activity = 0u64;
+                for (_, lane) in &registry.lanes {
+                    let (queued, running, moved) = lane.probe();
+                    busy |= queued > 0 || running;
+                    activity = activity.wrapping_add(moved);
+                }
+                (!busy).then_some((activity, registry.spawned))
+            };
+            match reading {
+                // Two idle readings with nothing moved in between: settled.
+                Some(now) if last == Some(now) => return,
+                Some(now) => {
+                    last = Some(now);
+                    tokio::task::yield_now().await;
+                }
+                None => {
+                    last = None;
+                    idle_rounds += 1;
+                    if idle_rounds < 64 {
+                        tokio::task::yield_now().await;
+                    } else {
+                        let wait = Duration::from_micros(100 << (idle_rounds - 64).min(9));
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Shuts down per promise 5 and reports what was not delivered. A second
+    /// call waits for the first one's report.
+    pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        self.shutdown_with(ShutdownReason::Requested, timeout).await
+    }
+
+    /// Waits until the system has stopped (by `shutdown` or an escalation at
+    /// the root) and returns the report.
+    pub async fn terminated(&self) -> ShutdownReport {
+        let mut rx = self.shared.report.subscribe();
+        loop {
+            if let Some(report) = rx.borrow_and_update().clone() {
+                return report;
+            }
+            if rx.changed().await.is_err() {
+                // The sender lives in `Shared`, which `self` keeps alive.
+                unreachable!("the report channel closed while the system is alive");
+            }
+        }
+    }
+
+    /// Whether the system still takes messages from outside its actors.
+    pub fn is_running(&self) -> bool {
+        self.shared.core.accepts_outside()
+    }
+
+    pub(crate) async fn shutdown_with(
+        &self,
+        reason: ShutdownReason,
+        timeout: Duration,
+    ) -> ShutdownReport {
+        if self.shared.shutdown_started.swap(true, Ordering::AcqRel) {
+            return self.terminated().await;
+        }
+        let core = &self.shared.core;
+        tracing::info!(?reason, ?timeout, "shutting down");
+        core.state.store(DRAINING, Ordering::Release);
+        core.timers.store(false, Ordering::Release);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let settled = tokio::time::timeout_at(deadline, self.settled())
+            .await
+            .is_ok();
+        if !settled {
+            core.state.store(PAST_DEADLINE, Ordering::Release);
+            let lanes: Vec<_> = self
+                .shared
+                .registry
+                .lock()
+                .lanes
+                .iter()
+                .map(|(_, l)| l.clone())
+                .collect();
+            for lane in lanes {
+                lane.cancel();
+            }
+        }
+        self.shared.root.stop_all().await;
+        core.state.store(STOPPED, Ordering::Release);
+        let entries = std::mem::take(&mut *core.shutdown_entries.lock());
+        let (in_flight, undelivered) = entries
+            .into_iter()
+            .partition(|u| u.reason == DeadLetterReason::CancelledAtShutdown);
+        let report = ShutdownReport {
+            reason,
+            settled,
+            undelivered,
+            in_flight,
+            dead_letters: core.dead_letters.counts(),
+        };
+        tracing::info!(
+            settled,
+            undelivered = report.undelivered.len(),
+            in_flight = report.in_flight.len(),
+            "shut down"
+        );
+        self.shared.report.send_replace(Some(report.clone()));
+        report
+    }
+
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.shared.core
+    }
+
+    pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
+        &self.shared.handle
+    }
+
+    pub(crate) fn seed(&self) -> u64 {
+        self.shared.seed
+    }
+
+    pub(crate) fn shutdown_timeout(&self) -> Duration {
+        self.shared.shutdown_timeout
+    }
+
+    pub(crate) fn next_actor_id(&self) -> u64 {
+        self.shared.next_actor.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(crate) fn config_for(
+        &self,
+        name: &str,
+        configure: impl FnOnce(ActorConfig) -> ActorConfig,
+    ) -> Result<ActorConfig, ConfigError> {
+        let mut config = configure(self.shared.defaults);
+        for (_, over) in self.shared.overrides.iter().filter(|(n, _)| n == name) {
+            config = over(config);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub(crate) fn register(&self, id: u64, lane: Arc<dyn Lane>) {
+        let mut registry = self.shared.registry.lock();
+        registry.lanes.push((id, lane));
+        registry.spawned += 1;
+    }
+
+    pub(crate) fn deregister(&self, id: u64) {
+        self.shared.registry.lock().lanes.retain(|(i, _)| *i != id);
+    }
+}
+
+/// Who supervises an actor.
+pub(crate) enum Parent {
+    Root,
+    Actor(Arc<dyn Lane>),
+}
+
+struct Child {
+    id: u64,
+    lane: Arc<dyn Lane>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// The children of one supervisor, in start order.
+pub(crate) struct Children {
+    strategy: Strategy,
+    list: Mutex<Vec<Child>>,
+}
+
+impl Children {
+    pub(crate) fn new(strategy: Strategy) -> Self {
+        Children {
+            strategy,
+            list: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Adds a child and starts its task, under the lock so that a child
+    /// ending at once finds itself in the list to remove.
+    pub(crate) fn add<T>(
+        &self,
+        id: u64,
+        lane: Arc<dyn Lane>,
+        spawn: impl FnOnce(T) -> JoinHandle<()>,
+        task: T,
+    ) {
+        let mut list = self.list.lock();
+        let handle = spawn(task);
+        list.push(Child {
+            id,
+            lane,
+            task: Some(handle),
+        });
+    }
+
+    pub(crate) fn remove(&self, id: u64) {
+        self.list.lock().retain(|c| c.id != id);
+    }
+
+    /// Applies the strategy after child `failed` failed.
+    pub(crate) fn restart_peers(&self, failed: u64, name: &str, failure: &str) {
+        let peers: Vec<Arc<dyn Lane>> = {
+            let list = self.list.lock();
+            match self.strategy {
+                Strategy::OneForOne => Vec::new(),
+                Strategy::OneForAll => list
+                    .iter()
+                    .filter(|c| c.id != failed)
+                    .map(|c| c.lane.clone())
+                    .collect(),
+                Strategy::RestForOne => list
+                    .iter()
+                    .skip_while(|c| c.id != failed)
+                    .skip(1)
+                    .map(|c| c.lane.clone())
+                    .collect(),
+            }
+        };
+        for peer in peers {
+            peer.control(Control::Restart(format!(
+                "sibling `{name}` failed: {failure}"
+            )));
+        }
+    }
+
+    /// Stops every child, last started first, each after its own children.
+    pub(crate) async fn stop_all(&self) {
+        let children = std::mem::take(&mut *self.list.lock());
+        for mut child in children.into_iter().rev() {
+            child.lane.control(Control::Stop);
+            if let Some(task) = child.task.take() {
+                let _ = task.await;
+            }
+        }
+    }
+}
