@@ -52,7 +52,7 @@
 //!     async fn handle(&mut self, msg: &mut CounterMsg, _cx: &mut Context<Self>) -> Result<(), HandlerError> {
 //!         match msg {
 //!             CounterMsg::Add(add) => self.total += add.payload().0,
-//!             CounterMsg::Get(get) => get.reply(self.total),
+//!             CounterMsg::Get(get) => { get.reply(self.total); }
 //!         }
 //!         Ok(())
 //!     }

@@ -8,6 +8,7 @@
 //! exact counters by reason, however many were evicted from the store.
 //!
 //! ```no_run
+//! # #[allow(dead_code)]
 //! # async fn f(system: mercato::System) {
 //! use mercato::DeadLetterReason;
 //! let dead = system.dead_letters();

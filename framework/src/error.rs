@@ -85,6 +85,7 @@ pub enum SystemError {
 /// let err = TellError::Full(Envelope::new(Ping));
 /// assert!(err.to_string().contains("full"));
 /// let envelope: Envelope<Ping> = err.into_envelope();
+/// assert_eq!(envelope.meta().event(), "test.ping");
 /// ```
 #[derive(thiserror::Error)]
 #[non_exhaustive]

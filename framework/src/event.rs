@@ -35,7 +35,7 @@
 //! ```
 
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -152,11 +152,8 @@ static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 fn process_nonce() -> u64 {
     static NONCE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *NONCE.get_or_init(|| {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        std::process::id().hash(&mut hasher);
-        hasher.finish()
-    })
+    *NONCE
+        .get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(std::process::id()))
 }
 
 impl EventId {

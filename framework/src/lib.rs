@@ -25,6 +25,9 @@
 //! [`supervise`] for failures.
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
+// Refused sends hand the message back by value rather than boxing it, so
+// that the error path allocates nothing either.
+#![allow(clippy::result_large_err)]
 
 pub mod actor;
 pub mod dead_letters;

@@ -124,6 +124,7 @@ impl MailboxConfig {
 /// A reading of one mailbox's gauges.
 ///
 /// ```no_run
+/// # #[allow(dead_code)]
 /// # async fn f(system: mercato::System) {
 /// for m in system.mailboxes() {
 ///     println!("{}: {} queued (high water {}), {} processed", m.actor, m.depth, m.high_water, m.processed);
@@ -570,3 +571,7 @@ impl<M, T, W> Drop for Push<'_, M, T, W> {
         }
     }
 }
+
+#[cfg(all(test, loom))]
+#[path = "mailbox_loom.rs"]
+mod loom_tests;

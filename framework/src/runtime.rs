@@ -231,10 +231,13 @@ async fn guarded<T, M>(
     span: &tracing::Span,
     mailbox: &Mailbox<M>,
 ) -> Guarded<T> {
-    let mut fut = pin!(fut);
+    let mut slot = pin!(Some(fut));
     let outcome = poll_fn(|cx| {
         let _entered = span.enter();
-        match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+        let Some(fut) = slot.as_mut().as_pin_mut() else {
+            return Poll::Ready(Guarded::Panicked("polled after completion".to_owned()));
+        };
+        match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
             Ok(Poll::Ready(value)) => Poll::Ready(Guarded::Done(value)),
             Err(payload) => Poll::Ready(Guarded::Panicked(panic_text(payload.as_ref()))),
             Ok(Poll::Pending) => match mailbox.poll_cancelled(cx) {
@@ -245,7 +248,7 @@ async fn guarded<T, M>(
     })
     .await;
     // Dropping a future that panicked may panic again: contain it.
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(fut)));
+    let _ = catch_unwind(AssertUnwindSafe(|| slot.set(None)));
     outcome
 }
 

@@ -334,8 +334,9 @@ impl Rng {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    use super::Rng;
     use super::*;
-    use proptest::prelude::*;
+    use proptest::prelude::{prop_assert, proptest};
 
     proptest! {
         #[test]
