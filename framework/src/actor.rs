@@ -84,7 +84,7 @@ use tokio::sync::oneshot;
 use crate::dead_letters::{AnyPayload, DeadLetterReason};
 use crate::error::{AskError, HandlerError, SystemError, TellError};
 use crate::event::{Cause, Envelope, Event, Meta};
-use crate::mailbox::{Control, MailboxGauges, Pushed, Refused};
+use crate::mailbox::{Control, MailboxGauges, Refused};
 use crate::runtime::{Cell, current_cause, in_actor_of};
 use crate::supervise::Supervision;
 use crate::system::{ActorConfig, Children, Parent, System};
@@ -365,7 +365,7 @@ impl<A: Actor> Addr<A> {
         }
         match self.cell.mailbox.push(envelope, A::wrap).await {
             Ok(pushed) => {
-                self.settle_push(pushed);
+                self.cell.settle(pushed);
                 Ok(())
             }
             Err(Refused::Full(envelope)) => Err(TellError::Full(envelope)),
@@ -389,7 +389,7 @@ impl<A: Actor> Addr<A> {
         }
         match self.cell.mailbox.try_push(envelope, A::wrap) {
             Ok(pushed) => {
-                self.settle_push(pushed);
+                self.cell.settle(pushed);
                 Ok(())
             }
             Err(Refused::Full(envelope)) => Err(TellError::Full(envelope)),
@@ -424,7 +424,7 @@ impl<A: Actor> Addr<A> {
                 return Err(AskError::Rejected(request.envelope));
             }
             Ok(Err(Refused::Closed(_))) => return Err(AskError::Stopped),
-            Ok(Ok(pushed)) => self.settle_push(pushed),
+            Ok(Ok(pushed)) => self.cell.settle(pushed),
         }
         match tokio::time::timeout_at(deadline, rx).await {
             Err(_elapsed) => Err(AskError::Timeout),
@@ -440,24 +440,12 @@ impl<A: Actor> Addr<A> {
         }
     }
 
-    /// Asks the actor to stop (children first), as `Context::stop` would;
-    /// what is still queued is dead-lettered. A permanent actor is restarted.
+    /// Stops the actor for good after its current handler: children first,
+    /// then its `stopping` hook. What is still queued is dead-lettered with
+    /// [`DeadLetterReason::ActorStopped`]. It is not restarted, whatever its
+    /// restart policy.
     pub fn stop(&self) {
         self.cell.mailbox.push_control(Control::Stop);
-    }
-
-    fn settle_push(&self, pushed: Pushed<A::Msg>) {
-        match pushed {
-            Pushed::Queued => {}
-            Pushed::Evicted(old) => {
-                self.cell
-                    .dead_letter(old, DeadLetterReason::DroppedOldest, None)
-            }
-            Pushed::DroppedNewest(new) => {
-                self.cell
-                    .dead_letter(new, DeadLetterReason::DroppedNewest, None)
-            }
-        }
     }
 }
 
@@ -603,15 +591,15 @@ impl<A: Actor> Context<A> {
             if !cell.core.timers_running() {
                 return;
             }
-            if let Ok(pushed) = cell.mailbox.push(envelope, A::wrap).await {
-                match pushed {
-                    Pushed::Queued => {}
-                    Pushed::Evicted(old) => {
-                        cell.dead_letter(old, DeadLetterReason::DroppedOldest, None)
-                    }
-                    Pushed::DroppedNewest(new) => {
-                        cell.dead_letter(new, DeadLetterReason::DroppedNewest, None)
-                    }
+            // Nobody waits for a timer's message: what the mailbox refuses
+            // is dead-lettered rather than handed back.
+            match cell.mailbox.push(envelope, A::wrap).await {
+                Ok(pushed) => cell.settle(pushed),
+                Err(Refused::Full(envelope)) => {
+                    cell.dead_letter(A::wrap(envelope), DeadLetterReason::Rejected, None)
+                }
+                Err(Refused::Closed(envelope)) => {
+                    cell.dead_letter(A::wrap(envelope), DeadLetterReason::ActorStopped, None)
                 }
             }
         });

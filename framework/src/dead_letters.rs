@@ -37,6 +37,9 @@ pub enum DeadLetterReason {
     DroppedOldest,
     /// Refused by a full mailbox with `Overflow::DropNewest`.
     DroppedNewest,
+    /// Refused by a full mailbox with `Overflow::Reject` when the sender was
+    /// a timer, with nobody to hand the message back to.
+    Rejected,
     /// The handler returned `Err` on every attempt.
     RetriesExhausted,
     /// The handler panicked and the message was not retried.
@@ -51,9 +54,10 @@ pub enum DeadLetterReason {
 
 impl DeadLetterReason {
     /// Every reason, in counter order.
-    pub const ALL: [DeadLetterReason; 7] = [
+    pub const ALL: [DeadLetterReason; 8] = [
         DeadLetterReason::DroppedOldest,
         DeadLetterReason::DroppedNewest,
+        DeadLetterReason::Rejected,
         DeadLetterReason::RetriesExhausted,
         DeadLetterReason::Panicked,
         DeadLetterReason::ActorStopped,
@@ -70,6 +74,7 @@ impl DeadLetterReason {
         match self {
             DeadLetterReason::DroppedOldest => "dropped-oldest",
             DeadLetterReason::DroppedNewest => "dropped-newest",
+            DeadLetterReason::Rejected => "rejected",
             DeadLetterReason::RetriesExhausted => "retries-exhausted",
             DeadLetterReason::Panicked => "panicked",
             DeadLetterReason::ActorStopped => "actor-stopped",
@@ -143,7 +148,7 @@ impl DeadLetter {
 /// assert_eq!(counts.total(), 0);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DeadLetterCounts([u64; 7]);
+pub struct DeadLetterCounts([u64; 8]);
 
 impl DeadLetterCounts {
     /// The count for one reason.
@@ -160,7 +165,7 @@ impl DeadLetterCounts {
 pub struct DeadLetters {
     recent: Mutex<VecDeque<DeadLetter>>,
     capacity: usize,
-    counters: [AtomicU64; 7],
+    counters: [AtomicU64; 8],
     evicted: AtomicU64,
 }
 

@@ -1,1 +1,6 @@
 //! loom model tests of the mailbox.
+
+#[test]
+fn loom_probe() {
+    loom::model(|| {});
+}

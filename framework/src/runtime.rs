@@ -16,7 +16,7 @@ use crate::actor::{Actor, Addr, Context, Message, Timers, cause_of};
 use crate::dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};
 use crate::error::SystemError;
 use crate::event::Cause;
-use crate::mailbox::{Control, Mailbox, MailboxGauges, Received};
+use crate::mailbox::{Control, Mailbox, MailboxGauges, Pushed, Received};
 use crate::supervise::{Restart, RestartWindow, Rng};
 use crate::system::{ActorConfig, Children, Parent, ShutdownReason, System, Undelivered};
 
@@ -86,6 +86,15 @@ pub(crate) struct Cell<M> {
 }
 
 impl<M: Message> Cell<M> {
+    /// Dead-letters what an accepted push displaced (the drop policies).
+    pub(crate) fn settle(&self, pushed: Pushed<M>) {
+        match pushed {
+            Pushed::Queued => {}
+            Pushed::Evicted(old) => self.dead_letter(old, DeadLetterReason::DroppedOldest, None),
+            Pushed::DroppedNewest(new) => self.dead_letter(new, DeadLetterReason::DroppedNewest, None),
+        }
+    }
+
     pub(crate) fn dead_letter(&self, message: M, reason: DeadLetterReason, error: Option<String>) {
         let meta = message.meta().clone();
         let payload = message.into_dead_letter(reason, error.as_deref());

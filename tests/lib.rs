@@ -1,0 +1,1 @@
+//! Integration tests of mercato live in `tests/`; this library is empty.
