@@ -91,7 +91,9 @@ impl<M: Message> Cell<M> {
         match pushed {
             Pushed::Queued => {}
             Pushed::Evicted(old) => self.dead_letter(old, DeadLetterReason::DroppedOldest, None),
-            Pushed::DroppedNewest(new) => self.dead_letter(new, DeadLetterReason::DroppedNewest, None),
+            Pushed::DroppedNewest(new) => {
+                self.dead_letter(new, DeadLetterReason::DroppedNewest, None)
+            }
         }
     }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{Counter, Events, Exclusive, Num, Query, log};
 use mercato::{
-    Actor, AskError, Backoff, Context, DeadLetterReason, HandlerError, Intensity, Overflow, Restart,
-    ShutdownReason, System, TellError,
+    Actor, AskError, Backoff, Context, DeadLetterReason, HandlerError, Intensity, Overflow,
+    Restart, ShutdownReason, System, TellError,
 };
 
 // ---------------------------------------------------------------- actors
@@ -28,7 +28,11 @@ message_enum!(RecorderMsg for Recorder {
 
 impl Actor for Recorder {
     type Msg = RecorderMsg;
-    async fn handle(&mut self, msg: &mut RecorderMsg, cx: &mut Context<Self>) -> Result<(), HandlerError> {
+    async fn handle(
+        &mut self,
+        msg: &mut RecorderMsg,
+        cx: &mut Context<Self>,
+    ) -> Result<(), HandlerError> {
         self.exclusive.enter();
         match msg {
             RecorderMsg::Num(n) => {
@@ -81,7 +85,11 @@ impl Actor for Flaky {
         Ok(())
     }
 
-    async fn handle(&mut self, msg: &mut FlakyMsg, _cx: &mut Context<Self>) -> Result<(), HandlerError> {
+    async fn handle(
+        &mut self,
+        msg: &mut FlakyMsg,
+        _cx: &mut Context<Self>,
+    ) -> Result<(), HandlerError> {
         let (seq, attempt) = match msg {
             FlakyMsg::Num(n) => (n.seq, n.meta().attempt()),
             FlakyMsg::Ask(q) => (q.query().0, q.meta().attempt()),
@@ -93,7 +101,10 @@ impl Actor for Flaky {
             log.iter().filter(|s| **s == seq).count() as u32
         };
         if panics_so_far < self.panic_times.get(&seq).copied().unwrap_or(0) {
-            FLAKY_PANICS.lock().unwrap_or_else(|p| p.into_inner()).push(seq);
+            FLAKY_PANICS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(seq);
             panic!("flaky panics on {seq}");
         }
         let failed = self.failures.entry(seq).or_default();
@@ -120,7 +131,12 @@ fn flaky_factory(
     started: &Counter,
     restarted: &Counter,
 ) -> impl Fn() -> Flaky + Send + Sync + 'static {
-    let (seen, attempts, started, restarted) = (seen.clone(), attempts.clone(), started.clone(), restarted.clone());
+    let (seen, attempts, started, restarted) = (
+        seen.clone(),
+        attempts.clone(),
+        started.clone(),
+        restarted.clone(),
+    );
     let fail: HashMap<u32, u32> = fail.iter().copied().collect();
     let panic: HashMap<u32, u32> = panic.iter().copied().collect();
     move || Flaky {
@@ -147,10 +163,14 @@ async fn promise_1_order_per_sender_and_one_handler_at_a_time() {
     let exclusive = Exclusive::default();
     let (s, e) = (seen.clone(), exclusive.clone());
     let addr = system
-        .spawn_with("recorder", |c| c.capacity(8), move || Recorder {
-            seen: s.clone(),
-            exclusive: e.clone(),
-        })
+        .spawn_with(
+            "recorder",
+            |c| c.capacity(8),
+            move || Recorder {
+                seen: s.clone(),
+                exclusive: e.clone(),
+            },
+        )
         .unwrap();
     let senders: Vec<_> = (0..4)
         .map(|sender| {
@@ -169,8 +189,16 @@ async fn promise_1_order_per_sender_and_one_handler_at_a_time() {
     let seen = seen.take();
     assert_eq!(seen.len(), 2000);
     for sender in 0..4 {
-        let seqs: Vec<u32> = seen.iter().filter(|(s, _)| *s == sender).map(|(_, q)| *q).collect();
-        assert_eq!(seqs, (0..500).collect::<Vec<_>>(), "sender {sender} out of order");
+        let seqs: Vec<u32> = seen
+            .iter()
+            .filter(|(s, _)| *s == sender)
+            .map(|(_, q)| *q)
+            .collect();
+        assert_eq!(
+            seqs,
+            (0..500).collect::<Vec<_>>(),
+            "sender {sender} out of order"
+        );
     }
     // Interleaving between senders did happen (otherwise the test proves little).
     assert!(seen.windows(2).any(|w| w[0].0 != w[1].0));
@@ -184,10 +212,14 @@ async fn promise_2_bound_is_never_exceeded_by_any_send_path() {
     let seen = log();
     let (s, e) = (seen.clone(), Exclusive::default());
     let addr = system
-        .spawn_with("bounded", |c| c.capacity(4).overflow(Overflow::Backpressure), move || Recorder {
-            seen: s.clone(),
-            exclusive: e.clone(),
-        })
+        .spawn_with(
+            "bounded",
+            |c| c.capacity(4).overflow(Overflow::Backpressure),
+            move || Recorder {
+                seen: s.clone(),
+                exclusive: e.clone(),
+            },
+        )
         .unwrap();
     let mut tasks = Vec::new();
     for sender in 0..3 {
@@ -215,8 +247,15 @@ async fn promise_2_bound_is_never_exceeded_by_any_send_path() {
     }
     system.settled().await;
     let g = addr.gauges();
-    assert!(g.high_water <= 4, "high water {} over capacity 4", g.high_water);
-    assert_eq!(g.high_water, 4, "the senders should have filled the mailbox");
+    assert!(
+        g.high_water <= 4,
+        "high water {} over capacity 4",
+        g.high_water
+    );
+    assert_eq!(
+        g.high_water, 4,
+        "the senders should have filled the mailbox"
+    );
     assert_eq!(seen.len(), 900 + accepted);
     assert_eq!(g.rejected as usize, refused);
     assert_eq!(g.processed as usize, 900 + accepted);
@@ -227,8 +266,10 @@ async fn promise_2_bound_is_never_exceeded_by_any_send_path() {
 #[tokio::test(start_paused = true)]
 async fn promise_3_failure_err_is_retried_in_place_before_what_is_queued() {
     let system = System::builder().rng_seed(1).build().unwrap();
-    let (seen, attempts, started, restarted) = (log(), log(), Counter::default(), Counter::default());
-    let backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(10)).jitter(0.0);
+    let (seen, attempts, started, restarted) =
+        (log(), log(), Counter::default(), Counter::default());
+    let backoff =
+        Backoff::exponential(Duration::from_millis(100), Duration::from_secs(10)).jitter(0.0);
     let addr = system
         .spawn_with(
             "flaky",
@@ -242,19 +283,27 @@ async fn promise_3_failure_err_is_retried_in_place_before_what_is_queued() {
     }
     system.settled().await;
     // 1 failed twice and was retried on the same instance before 2.
-    assert_eq!(attempts.take(), vec![(0, 1), (1, 1), (1, 2), (1, 3), (2, 1)]);
+    assert_eq!(
+        attempts.take(),
+        vec![(0, 1), (1, 1), (1, 2), (1, 3), (2, 1)]
+    );
     assert_eq!(seen.take(), vec![(0, 0), (0, 1), (0, 2)]);
     assert_eq!(started.get(), 1, "Err must not restart the actor");
     assert_eq!(restarted.get(), 0);
     // Backoff waited 100 ms then 200 ms of (virtual) time.
-    assert!(start.elapsed() >= Duration::from_millis(300), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(system.dead_letters().counts().total(), 0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn promise_3_failure_retries_exhausted_are_dead_lettered_and_the_next_message_handled() {
     let system = System::builder().build().unwrap();
-    let (seen, attempts, started, restarted) = (log(), log(), Counter::default(), Counter::default());
+    let (seen, attempts, started, restarted) =
+        (log(), log(), Counter::default(), Counter::default());
     let addr = system
         .spawn_with(
             "flaky",
@@ -282,7 +331,8 @@ async fn promise_3_failure_retries_exhausted_are_dead_lettered_and_the_next_mess
 async fn promise_3_failure_panic_restarts_from_factory_and_keeps_queued_order() {
     quiet_panics();
     let system = System::builder().build().unwrap();
-    let (seen, attempts, started, restarted) = (log(), log(), Counter::default(), Counter::default());
+    let (seen, attempts, started, restarted) =
+        (log(), log(), Counter::default(), Counter::default());
     let factory_calls = Counter::default();
     let inner = flaky_factory(&seen, &attempts, &[], &[(100, 1)], &started, &restarted);
     let calls = factory_calls.clone();
@@ -296,12 +346,19 @@ async fn promise_3_failure_panic_restarts_from_factory_and_keeps_queued_order() 
         addr.tell(Num { sender: 0, seq }).await.unwrap();
     }
     system.settled().await;
-    assert_eq!(factory_calls.get(), 2, "a panic rebuilds the actor from its factory");
+    assert_eq!(
+        factory_calls.get(),
+        2,
+        "a panic rebuilds the actor from its factory"
+    );
     assert_eq!(started.get(), 1);
     assert_eq!(restarted.get(), 1, "the fresh instance gets `restarted`");
     // The panicking message is retried first on the new instance, then the rest in order.
     assert_eq!(seen.take(), vec![(0, 99), (0, 100), (0, 101), (0, 102)]);
-    assert_eq!(attempts.take(), vec![(99, 1), (100, 1), (100, 2), (101, 1), (102, 1)]);
+    assert_eq!(
+        attempts.take(),
+        vec![(99, 1), (100, 1), (100, 2), (101, 1), (102, 1)]
+    );
     assert_eq!(system.dead_letters().counts().total(), 0);
 }
 
@@ -309,7 +366,8 @@ async fn promise_3_failure_panic_restarts_from_factory_and_keeps_queued_order() 
 async fn promise_3_failure_panic_is_dead_lettered_when_not_retried() {
     quiet_panics();
     let system = System::builder().build().unwrap();
-    let (seen, attempts, started, restarted) = (log(), log(), Counter::default(), Counter::default());
+    let (seen, attempts, started, restarted) =
+        (log(), log(), Counter::default(), Counter::default());
     let addr = system
         .spawn_with(
             "panicky",
@@ -324,19 +382,33 @@ async fn promise_3_failure_panic_is_dead_lettered_when_not_retried() {
     assert_eq!(seen.take(), vec![(0, 201)]);
     assert_eq!(restarted.get(), 1);
     assert_eq!(system.dead_letters().count(DeadLetterReason::Panicked), 1);
-    assert_eq!(system.dead_letters().recent()[0].error(), Some("flaky panics on 200"));
+    assert_eq!(
+        system.dead_letters().recent()[0].error(),
+        Some("flaky panics on 200")
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn promise_3_failure_past_intensity_escalates_and_the_root_stops_the_system() {
     quiet_panics();
     let system = System::builder().build().unwrap();
-    let (seen, attempts, started, restarted) = (log(), log(), Counter::default(), Counter::default());
+    let (seen, attempts, started, restarted) =
+        (log(), log(), Counter::default(), Counter::default());
     let addr = system
         .spawn_with(
             "doomed",
-            |c| c.intensity(Intensity::new(2, Duration::from_secs(60))).retry_after_panic(false),
-            flaky_factory(&seen, &attempts, &[], &[(300, 1), (301, 1), (302, 1), (303, 1)], &started, &restarted),
+            |c| {
+                c.intensity(Intensity::new(2, Duration::from_secs(60)))
+                    .retry_after_panic(false)
+            },
+            flaky_factory(
+                &seen,
+                &attempts,
+                &[],
+                &[(300, 1), (301, 1), (302, 1), (303, 1)],
+                &started,
+                &restarted,
+            ),
         )
         .unwrap();
     for seq in 300..304 {
@@ -372,7 +444,11 @@ message_enum!(SlowMsg for Slow {
 
 impl Actor for Slow {
     type Msg = SlowMsg;
-    async fn handle(&mut self, msg: &mut SlowMsg, _cx: &mut Context<Self>) -> Result<(), HandlerError> {
+    async fn handle(
+        &mut self,
+        msg: &mut SlowMsg,
+        _cx: &mut Context<Self>,
+    ) -> Result<(), HandlerError> {
         match msg {
             SlowMsg::Num(n) => tokio::time::sleep(Duration::from_millis(u64::from(n.seq))).await,
             SlowMsg::Q(q) => {
@@ -403,22 +479,40 @@ async fn promise_4_ask_always_ends() {
     // A reply.
     assert_eq!(slow.ask(Query(5), second).await.unwrap(), 5);
     // A timeout while the handler runs.
-    assert!(matches!(slow.ask(Query(5_000), second).await, Err(AskError::Timeout)));
+    assert!(matches!(
+        slow.ask(Query(5_000), second).await,
+        Err(AskError::Timeout)
+    ));
     system.settled().await;
     // A panic mid-request: a clear error, not a hang; the actor restarts.
     match slow.ask(Query(13), second).await {
         Err(AskError::Failed(why)) => assert!(why.contains("unlucky query"), "{why}"),
         other => panic!("expected Failed, got {other:?}"),
     }
-    assert_eq!(slow.ask(Query(1), second).await.unwrap(), 1, "restarted and answering");
+    assert_eq!(
+        slow.ask(Query(1), second).await.unwrap(),
+        1,
+        "restarted and answering"
+    );
     // No reply from the handler.
-    assert!(matches!(slow.ask(Query(7), second).await, Err(AskError::NoReply)));
+    assert!(matches!(
+        slow.ask(Query(7), second).await,
+        Err(AskError::NoReply)
+    ));
 
     // Waiting for mailbox room counts against the timeout.
-    slow.tell(Num { sender: 0, seq: 10_000 }).await.unwrap(); // busy for 10 s
+    slow.tell(Num {
+        sender: 0,
+        seq: 10_000,
+    })
+    .await
+    .unwrap(); // busy for 10 s
     slow.tell(Num { sender: 0, seq: 0 }).await.unwrap(); // fills capacity 1
     let start = tokio::time::Instant::now();
-    assert!(matches!(slow.ask(Query(1), Duration::from_millis(300)).await, Err(AskError::Timeout)));
+    assert!(matches!(
+        slow.ask(Query(1), Duration::from_millis(300)).await,
+        Err(AskError::Timeout)
+    ));
     assert_eq!(start.elapsed(), Duration::from_millis(300));
     system.settled().await;
 
@@ -426,20 +520,41 @@ async fn promise_4_ask_always_ends() {
     slow.stop();
     system.settled().await;
     assert!(slow.is_stopped());
-    assert!(matches!(slow.ask(Query(1), second).await, Err(AskError::Stopped)));
+    assert!(matches!(
+        slow.ask(Query(1), second).await,
+        Err(AskError::Stopped)
+    ));
 }
 
 #[tokio::test(start_paused = true)]
 async fn promise_4_ask_across_a_restart_gets_the_reply_from_the_new_instance() {
     quiet_panics();
     let system = System::builder().build().unwrap();
-    let (seen, attempts, started, restarted) = (log(), log(), Counter::default(), Counter::default());
+    let (seen, attempts, started, restarted) =
+        (log(), log(), Counter::default(), Counter::default());
     let addr = system
-        .spawn("flaky", flaky_factory(&seen, &attempts, &[(4, 1)], &[(400, 1)], &started, &restarted))
+        .spawn(
+            "flaky",
+            flaky_factory(
+                &seen,
+                &attempts,
+                &[(4, 1)],
+                &[(400, 1)],
+                &started,
+                &restarted,
+            ),
+        )
         .unwrap();
-    assert_eq!(addr.ask(Query(400), Duration::from_secs(5)).await.unwrap(), 4000);
+    assert_eq!(
+        addr.ask(Query(400), Duration::from_secs(5)).await.unwrap(),
+        4000
+    );
     assert_eq!(restarted.get(), 1);
-    assert_eq!(addr.ask(Query(4), Duration::from_secs(5)).await.unwrap(), 40, "retried after Err");
+    assert_eq!(
+        addr.ask(Query(4), Duration::from_secs(5)).await.unwrap(),
+        40,
+        "retried after Err"
+    );
 }
 
 // ---------------------------------------------------------------- promise 5
@@ -457,12 +572,20 @@ message_enum!(RelayMsg for Relay {
 
 impl Actor for Relay {
     type Msg = RelayMsg;
-    async fn handle(&mut self, msg: &mut RelayMsg, _cx: &mut Context<Self>) -> Result<(), HandlerError> {
+    async fn handle(
+        &mut self,
+        msg: &mut RelayMsg,
+        _cx: &mut Context<Self>,
+    ) -> Result<(), HandlerError> {
         let RelayMsg::Num(n) = msg;
         self.seen.push((self.id, n.seq));
         tokio::time::sleep(Duration::from_millis(10)).await;
         if let (Some(next), true) = (&self.next, n.seq > 0) {
-            next.tell(Num { sender: self.id, seq: n.seq - 1 }).await?;
+            next.tell(Num {
+                sender: self.id,
+                seq: n.seq - 1,
+            })
+            .await?;
         }
         Ok(())
     }
@@ -473,10 +596,22 @@ async fn promise_5_shutdown_drains_and_actors_keep_talking_while_draining() {
     let system = System::builder().build().unwrap();
     let seen = log();
     let s = seen.clone();
-    let b = system.spawn("b", move || Relay { next: None, seen: s.clone(), id: 2 }).unwrap();
+    let b = system
+        .spawn("b", move || Relay {
+            next: None,
+            seen: s.clone(),
+            id: 2,
+        })
+        .unwrap();
     let s = seen.clone();
     let b2 = b.clone();
-    let a = system.spawn("a", move || Relay { next: Some(b2.clone()), seen: s.clone(), id: 1 }).unwrap();
+    let a = system
+        .spawn("a", move || Relay {
+            next: Some(b2.clone()),
+            seen: s.clone(),
+            id: 1,
+        })
+        .unwrap();
     a.tell(Num { sender: 0, seq: 5 }).await.unwrap();
     let shutdown = {
         let system = system.clone();
@@ -484,7 +619,10 @@ async fn promise_5_shutdown_drains_and_actors_keep_talking_while_draining() {
     };
     tokio::task::yield_now().await;
     // Intake from outside is closed at once...
-    assert!(matches!(a.tell(Num { sender: 0, seq: 1 }).await, Err(TellError::ShuttingDown(_))));
+    assert!(matches!(
+        a.tell(Num { sender: 0, seq: 1 }).await,
+        Err(TellError::ShuttingDown(_))
+    ));
     let report = shutdown.await.unwrap();
     // ...but a's message to b, sent while draining, was delivered.
     assert_eq!(seen.take(), vec![(1, 5), (2, 4)]);
@@ -498,22 +636,43 @@ async fn promise_5_shutdown_drains_and_actors_keep_talking_while_draining() {
 async fn promise_5_shutdown_deadline_cancels_and_reports_what_was_not_delivered() {
     let system = System::builder().build().unwrap();
     let slow = system.spawn("slow", || Slow).unwrap();
-    slow.tell(Num { sender: 0, seq: 60_000 }).await.unwrap(); // runs 60 s
+    slow.tell(Num {
+        sender: 0,
+        seq: 60_000,
+    })
+    .await
+    .unwrap(); // runs 60 s
     slow.tell(Num { sender: 0, seq: 1 }).await.unwrap();
     slow.tell(Num { sender: 0, seq: 2 }).await.unwrap();
     tokio::task::yield_now().await;
     let start = tokio::time::Instant::now();
     let report = system.shutdown(Duration::from_secs(1)).await;
-    assert!(start.elapsed() < Duration::from_secs(2), "the deadline was kept");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "the deadline was kept"
+    );
     assert!(!report.settled);
     assert_eq!(report.in_flight.len(), 1);
-    assert_eq!(report.in_flight[0].reason, DeadLetterReason::CancelledAtShutdown);
+    assert_eq!(
+        report.in_flight[0].reason,
+        DeadLetterReason::CancelledAtShutdown
+    );
     assert_eq!(report.undelivered.len(), 2);
-    assert!(report.undelivered.iter().all(|u| u.reason == DeadLetterReason::ShutdownDeadline && u.actor == "slow"));
+    assert!(
+        report
+            .undelivered
+            .iter()
+            .all(|u| u.reason == DeadLetterReason::ShutdownDeadline && u.actor == "slow")
+    );
     let dead = system.dead_letters();
     assert_eq!(dead.count(DeadLetterReason::CancelledAtShutdown), 1);
     assert_eq!(dead.count(DeadLetterReason::ShutdownDeadline), 2);
-    let seqs: Vec<u32> = dead.recent().iter().filter_map(|l| l.payload::<Num>()).map(|n| n.seq).collect();
+    let seqs: Vec<u32> = dead
+        .recent()
+        .iter()
+        .filter_map(|l| l.payload::<Num>())
+        .map(|n| n.seq)
+        .collect();
     assert_eq!(seqs, vec![60_000, 1, 2]);
 }
 
@@ -533,11 +692,19 @@ impl Actor for Node {
     async fn started(&mut self, cx: &mut Context<Self>) -> Result<(), HandlerError> {
         for child in self.children.clone() {
             let stops = self.stops.clone();
-            cx.spawn(child, move || Node { name: child, children: Vec::new(), stops: stops.clone() })?;
+            cx.spawn(child, move || Node {
+                name: child,
+                children: Vec::new(),
+                stops: stops.clone(),
+            })?;
         }
         Ok(())
     }
-    async fn handle(&mut self, _msg: &mut NodeMsg, _cx: &mut Context<Self>) -> Result<(), HandlerError> {
+    async fn handle(
+        &mut self,
+        _msg: &mut NodeMsg,
+        _cx: &mut Context<Self>,
+    ) -> Result<(), HandlerError> {
         Ok(())
     }
     async fn stopping(&mut self, _cx: &mut Context<Self>) {
@@ -549,10 +716,17 @@ impl Actor for Node {
 async fn promise_5_shutdown_stops_children_first_in_reverse_start_order() {
     let system = System::builder().build().unwrap();
     let stops = log();
-    for (name, children) in [("first", vec!["first.a", "first.b"]), ("second", vec!["second.a", "second.b", "second.c"])] {
+    for (name, children) in [
+        ("first", vec!["first.a", "first.b"]),
+        ("second", vec!["second.a", "second.b", "second.c"]),
+    ] {
         let s = stops.clone();
         system
-            .spawn(name, move || Node { name, children: children.clone(), stops: s.clone() })
+            .spawn(name, move || Node {
+                name,
+                children: children.clone(),
+                stops: s.clone(),
+            })
             .unwrap();
     }
     system.settled().await;
@@ -560,7 +734,9 @@ async fn promise_5_shutdown_stops_children_first_in_reverse_start_order() {
     system.shutdown(Duration::from_secs(1)).await;
     assert_eq!(
         stops.take(),
-        vec!["second.c", "second.b", "second.a", "second", "first.b", "first.a", "first"]
+        vec![
+            "second.c", "second.b", "second.a", "second", "first.b", "first.a", "first"
+        ]
     );
     assert!(system.mailboxes().is_empty());
 }
@@ -571,7 +747,8 @@ async fn promise_5_shutdown_stops_children_first_in_reverse_start_order() {
 async fn temporary_actor_stops_for_good_after_a_panic() {
     quiet_panics();
     let system = System::builder().build().unwrap();
-    let (seen, attempts, started, restarted) = (log(), log(), Counter::default(), Counter::default());
+    let (seen, attempts, started, restarted) =
+        (log(), log(), Counter::default(), Counter::default());
     let addr = system
         .spawn_with(
             "temp",
@@ -579,13 +756,33 @@ async fn temporary_actor_stops_for_good_after_a_panic() {
             flaky_factory(&seen, &attempts, &[], &[(500, 1)], &started, &restarted),
         )
         .unwrap();
-    addr.tell(Num { sender: 0, seq: 500 }).await.unwrap();
-    addr.tell(Num { sender: 0, seq: 501 }).await.unwrap();
+    addr.tell(Num {
+        sender: 0,
+        seq: 500,
+    })
+    .await
+    .unwrap();
+    addr.tell(Num {
+        sender: 0,
+        seq: 501,
+    })
+    .await
+    .unwrap();
     system.settled().await;
     assert!(addr.is_stopped());
     assert_eq!(restarted.get(), 0);
-    assert!(matches!(addr.tell(Num { sender: 0, seq: 502 }).await, Err(TellError::Stopped(_))));
+    assert!(matches!(
+        addr.tell(Num {
+            sender: 0,
+            seq: 502
+        })
+        .await,
+        Err(TellError::Stopped(_))
+    ));
     // The panicking message and the one queued behind it are dead letters.
     assert_eq!(system.dead_letters().count(DeadLetterReason::Panicked), 1);
-    assert_eq!(system.dead_letters().count(DeadLetterReason::ActorStopped), 1);
+    assert_eq!(
+        system.dead_letters().count(DeadLetterReason::ActorStopped),
+        1
+    );
 }
