@@ -246,7 +246,9 @@ impl<M> Mailbox<M> {
                 next_waiter: 0,
                 closed: false,
                 cancel: false,
-                running: None,
+                // Busy from creation until the owner first asks for a
+                // message: its start hook counts as running.
+                running: Some(false),
                 retired: false,
                 running_since: None,
                 high_water: 0,

@@ -6,7 +6,7 @@ use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -52,9 +52,20 @@ pub(crate) struct Core {
     pub(crate) timers: AtomicBool,
     pub(crate) dead_letters: DeadLetters,
     pub(crate) shutdown_entries: Mutex<Vec<Undelivered>>,
+    /// Woken when an actor goes idle or stops, for `System::settled`.
+    pub(crate) idle: tokio::sync::Notify,
+    /// How many `settled` calls wait: actors signal only when someone does.
+    pub(crate) settle_waiters: AtomicUsize,
 }
 
 impl Core {
+    /// An actor found its mailbox empty, or stopped.
+    pub(crate) fn went_idle(&self) {
+        if self.settle_waiters.load(Ordering::SeqCst) > 0 {
+            self.idle.notify_waiters();
+        }
+    }
+
     pub(crate) fn accepts_outside(&self) -> bool {
         self.state.load(Ordering::Acquire) == RUNNING
     }
@@ -366,6 +377,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
         cell.mailbox.retire();
         self.siblings.remove(cell.id);
         self.cx.system.deregister(cell.id);
+        cell.core.went_idle();
     }
 
     async fn serve(&mut self, actor: &mut A, carry: &mut Option<A::Msg>) -> End {
@@ -373,7 +385,16 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
         loop {
             let item = match carry.take() {
                 Some(message) => Received::Message(message),
-                None => poll_fn(|cx| cell.mailbox.poll_recv(cx)).await,
+                None => {
+                    poll_fn(|cx| {
+                        let next = cell.mailbox.poll_recv(cx);
+                        if next.is_pending() {
+                            cell.core.went_idle();
+                        }
+                        next
+                    })
+                    .await
+                }
             };
             let message = match item {
                 Received::Message(message) => message,

@@ -38,8 +38,9 @@
 //! was in flight.
 
 use std::fmt;
+use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -225,6 +226,8 @@ impl SystemBuilder {
                     timers: AtomicBool::new(true),
                     dead_letters: DeadLetters::new(self.dead_letter_capacity),
                     shutdown_entries: Mutex::new(Vec::new()),
+                    idle: tokio::sync::Notify::new(),
+                    settle_waiters: AtomicUsize::new(0),
                 }),
                 handle,
                 defaults: self.defaults,
@@ -392,39 +395,35 @@ impl System {
     /// Waits until every mailbox is empty and no handler (nor start hook,
     /// retry or restart) runs. Timers that have not fired do not count.
     pub async fn settled(&self) {
-        let mut last: Option<(u64, u64)> = None;
-        let mut idle_rounds = 0u32;
+        let core = &self.shared.core;
+        core.settle_waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&core.settle_waiters);
         loop {
-            let reading = {
-                let registry = self.shared.registry.lock();
-                let mut busy = false;
-                let mut activity = 0u64;
-                for (_, lane) in &registry.lanes {
-                    let (queued, running, moved) = lane.probe();
-                    busy |= queued > 0 || running;
-                    activity = activity.wrapping_add(moved);
-                }
-                (!busy).then_some((activity, registry.spawned))
-            };
-            match reading {
-                // Two idle readings with nothing moved in between: settled.
-                Some(now) if last == Some(now) => return,
-                Some(now) => {
-                    last = Some(now);
-                    tokio::task::yield_now().await;
-                }
-                None => {
-                    last = None;
-                    idle_rounds += 1;
-                    if idle_rounds < 64 {
-                        tokio::task::yield_now().await;
-                    } else {
-                        let wait = Duration::from_micros(100 << (idle_rounds - 64).min(9));
-                        tokio::time::sleep(wait).await;
-                    }
-                }
+            let mut notified = pin!(core.idle.notified());
+            notified.as_mut().enable();
+            // Two idle readings in a row with nothing moved in between: a
+            // message sent between them changes its mailbox's activity.
+            match (self.idle_reading(), self.idle_reading()) {
+                (Some(a), Some(b)) if a == b => return,
+                (Some(_), Some(_)) => continue,
+                // Busy: the last actor to go idle wakes us.
+                _ => notified.await,
             }
         }
+    }
+
+    /// `Some((activity, spawned))` when every mailbox is empty and idle.
+    fn idle_reading(&self) -> Option<(u64, u64)> {
+        let registry = self.shared.registry.lock();
+        let mut activity = 0u64;
+        for (_, lane) in &registry.lanes {
+            let (queued, running, moved) = lane.probe();
+            if queued > 0 || running {
+                return None;
+            }
+            activity = activity.wrapping_add(moved);
+        }
+        Some((activity, registry.spawned))
     }
 
     /// Shuts down per promise 5 and reports what was not delivered. A second
@@ -547,6 +546,14 @@ impl System {
 
     pub(crate) fn deregister(&self, id: u64) {
         self.shared.registry.lock().lanes.retain(|(i, _)| *i != id);
+    }
+}
+
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

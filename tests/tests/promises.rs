@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Counter, Events, Exclusive, Num, Query, log};
+use common::{Counter, Events, Exclusive, Num, Query, log, quiet_panics};
 use mercato::{
     Actor, AskError, Backoff, Context, DeadLetterReason, HandlerError, Intensity, Overflow,
     Restart, ShutdownReason, System, TellError,
@@ -148,10 +148,6 @@ fn flaky_factory(
         started: started.clone(),
         restarted: restarted.clone(),
     }
-}
-
-fn quiet_panics() {
-    std::panic::set_hook(Box::new(|_| {}));
 }
 
 // ---------------------------------------------------------------- promise 1

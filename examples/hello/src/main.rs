@@ -145,6 +145,7 @@ impl Actor for Cart {
     }
 }
 
+// ANCHOR: order
 /// The order book. Has a bug that a restart works around.
 #[derive(Default)]
 struct Order {
@@ -236,9 +237,11 @@ impl Actor for Order {
         Ok(())
     }
 }
+// ANCHOR_END: order
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // ANCHOR: tracing
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -246,9 +249,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .with_target(false)
         .init();
+    // ANCHOR_END: tracing
     // The panic hook would print a backtrace hint; the supervisor's log says enough.
     std::panic::set_hook(Box::new(|info| eprintln!("panic: {info}")));
 
+    // ANCHOR: spawn
     let system = System::builder().rng_seed(7).build()?;
     let order: Addr<Order> = system.spawn("order", Order::default)?;
     let order_for_cart = order.clone();
@@ -257,6 +262,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         items: 0,
         orders: 0,
     })?;
+    // ANCHOR_END: spawn
 
     for (sku, qty) in [("tea", 2), ("mug", 1)] {
         cart.tell(ItemAdded {
