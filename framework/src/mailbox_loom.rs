@@ -92,7 +92,9 @@ fn sorted(mut v: Vec<Msg>) -> Vec<Msg> {
 /// in per-sender order, and the queue never exceeds its capacity.
 #[test]
 fn loom_backpressure_two_senders_order_and_bound() {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     loom::model(|| {
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mb = mailbox(1, Overflow::Backpressure);
         let senders: Vec<_> = (0..2)
             .map(|s| {
@@ -134,6 +136,7 @@ fn loom_backpressure_two_senders_order_and_bound() {
         assert_eq!((g.rejected, g.dropped), (0, 0));
         assert!(mb.state.lock().waiting_senders.is_empty());
     });
+    eprintln!("ITER {}", N.load(std::sync::atomic::Ordering::Relaxed));
 }
 
 /// `DropOldest`, capacity 1, two senders racing a receiver: every message

@@ -1,0 +1,166 @@
+//! Promise 7, cost: a local `tell` makes no heap allocation on its path,
+//! sender and receiver side together, in steady state, with envelopes,
+//! gauges and a tracing subscriber installed (at INFO, as services run).
+//!
+//! Counted with a global allocator that counts while enabled. One test in
+//! this binary, so nothing else allocates concurrently.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System as Heap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::{Num, Query};
+use mercato::{Actor, Addr, Context, HandlerError, System};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// counter is a relaxed atomic that never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { Heap.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { Heap.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { Heap.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Sums what it is told; answers the sum.
+struct Summer {
+    sum: u64,
+}
+
+message_enum!(SummerMsg for Summer {
+    tell Num(Num),
+    ask Sum(Query => u64),
+});
+
+impl Actor for Summer {
+    type Msg = SummerMsg;
+    async fn handle(
+        &mut self,
+        msg: &mut SummerMsg,
+        _cx: &mut Context<Self>,
+    ) -> Result<(), HandlerError> {
+        match msg {
+            SummerMsg::Num(n) => self.sum += u64::from(n.seq),
+            SummerMsg::Sum(q) => {
+                q.reply(self.sum);
+            }
+        }
+        Ok(())
+    }
+}
+
+const WARM_UP: u32 = 20_000;
+const MEASURED: u32 = 100_000;
+
+/// Allocations per message over `MEASURED` tells, after a warm-up.
+async fn per_tell(addr: &Addr<Summer>, system: &System) -> f64 {
+    for seq in 0..WARM_UP {
+        addr.tell(Num { sender: 0, seq }).await.unwrap();
+    }
+    system.settled().await;
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    for seq in 0..MEASURED {
+        addr.tell(Num { sender: 0, seq }).await.unwrap();
+    }
+    system.settled().await;
+    COUNTING.store(false, Ordering::SeqCst);
+    ALLOCATIONS.load(Ordering::SeqCst) as f64 / f64::from(MEASURED)
+}
+
+async fn per_ask(addr: &Addr<Summer>) -> f64 {
+    for _ in 0..1_000 {
+        addr.ask(Query(0), Duration::from_secs(5)).await.unwrap();
+    }
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    for _ in 0..10_000 {
+        addr.ask(Query(0), Duration::from_secs(5)).await.unwrap();
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    ALLOCATIONS.load(Ordering::SeqCst) as f64 / 10_000.0
+}
+
+fn measure(runtime: tokio::runtime::Runtime) -> (f64, f64) {
+    runtime.block_on(async {
+        let system = System::builder().build().unwrap();
+        let addr = system.spawn("summer", || Summer { sum: 0 }).unwrap();
+        let tell = per_tell(&addr, &system).await;
+        let ask = per_ask(&addr).await;
+        let expected: u64 =
+            (0..WARM_UP).map(u64::from).sum::<u64>() + (0..MEASURED).map(u64::from).sum::<u64>();
+        assert_eq!(
+            addr.ask(Query(0), Duration::from_secs(5)).await.unwrap(),
+            expected,
+            "every tell was handled"
+        );
+        system.shutdown(Duration::from_secs(5)).await;
+        (tell, ask)
+    })
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn promise_7_cost_a_local_tell_allocates_nothing() {
+    // A subscriber as a service runs it, on every thread: fmt at INFO (the
+    // per-message span is at DEBUG, so the subscriber's level filters it).
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::sink)
+        .init();
+    let (ct_tell, ct_ask) = measure(current_thread());
+    let (mt_tell, mt_ask) = measure(multi_thread());
+    // With the span recorded (a DEBUG subscriber), the subscriber itself
+    // allocates per span; reported for comparison, not part of the promise.
+    let debug = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(std::io::sink)
+        .finish();
+    let (dbg_tell, _) = tracing::subscriber::with_default(debug, || measure(current_thread()));
+
+    println!("| runtime | allocations per tell | allocations per ask |");
+    println!("| --- | --- | --- |");
+    println!("| current-thread, INFO subscriber | {ct_tell:.4} | {ct_ask:.4} |");
+    println!("| multi-thread (2), INFO subscriber | {mt_tell:.4} | {mt_ask:.4} |");
+    println!("| current-thread, DEBUG subscriber (spans recorded) | {dbg_tell:.4} | - |");
+
+    assert_eq!(ct_tell, 0.0, "a tell allocated on a current-thread runtime");
+    assert_eq!(mt_tell, 0.0, "a tell allocated on a multi-thread runtime");
+}
