@@ -531,3 +531,44 @@ impl<E> Deref for Envelope<E> {
         self.payload()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::EventId;
+    use std::collections::HashSet;
+
+    #[test]
+    fn ids_are_unique_and_increasing_across_threads() {
+        let threads: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..10_000).map(|_| EventId::new()).collect::<Vec<_>>()))
+            .collect();
+        let mut all = HashSet::new();
+        for t in threads {
+            let ids = t.join().unwrap();
+            assert!(
+                ids.windows(2).all(|w| w[0] < w[1]),
+                "ids from one thread are increasing"
+            );
+            all.extend(ids);
+        }
+        assert_eq!(all.len(), 40_000, "no duplicates");
+    }
+
+    #[test]
+    fn ids_have_the_uuid_v7_layout_and_the_current_time() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let id = EventId::new();
+        assert!(id.unix_millis().abs_diff(now) < 5_000);
+        let text = id.to_string();
+        assert_eq!(text.len(), 36);
+        assert_eq!(&text[14..15], "7", "version 7");
+        assert!(
+            matches!(&text[19..20], "8" | "9" | "a" | "b"),
+            "RFC 4122 variant"
+        );
+        assert_eq!(EventId::from_u128(id.as_u128()), id);
+    }
+}

@@ -155,6 +155,28 @@ pub struct MailboxGauges {
     pub running_for: Option<Duration>,
 }
 
+impl fmt::Display for MailboxGauges {
+    /// One line an operator can read at a glance:
+    /// `cart: 3/256 queued (high water 10), 1200 processed, 0 rejected, 0 dropped, running 12ms`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}/{} queued (high water {}), {} processed, {} rejected, {} dropped",
+            self.actor,
+            self.depth,
+            self.capacity,
+            self.high_water,
+            self.processed,
+            self.rejected,
+            self.dropped
+        )?;
+        match self.running_for {
+            Some(age) => write!(f, ", running {age:?}"),
+            None => f.write_str(", idle"),
+        }
+    }
+}
+
 /// A signal of the runtime, carried outside the capacity.
 #[derive(Debug)]
 pub(crate) enum Control {

@@ -174,6 +174,10 @@ async fn gauges_show_depth_high_water_and_the_running_handler_age() {
     assert_eq!(g.enqueued, 5);
     assert_eq!(g.processed, 1);
     assert_eq!(g.running_for, Some(Duration::from_millis(500)));
+    assert_eq!(
+        g.to_string(),
+        "sleeper: 3/16 queued (high water 5), 1 processed, 0 rejected, 0 dropped, running 500ms"
+    );
     system.settled().await;
     let g = addr.gauges();
     assert_eq!((g.depth, g.processed, g.running_for), (0, 5, None));
