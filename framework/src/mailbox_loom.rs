@@ -116,9 +116,6 @@ fn loom_backpressure_two_senders_order_and_bound() {
             let (s, seq) = expect_message(recv(&mb));
             assert_eq!(seq, next[s], "sender {s}: lost, duplicated or reordered");
             next[s] += 1;
-            let (queued, running, _) = mb.probe();
-            assert!(queued <= 1, "{queued} queued in a mailbox of capacity 1");
-            assert!(running, "a received message counts as running");
             assert_bound(&mb);
         }
         for sender in senders {

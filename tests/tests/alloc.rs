@@ -5,6 +5,9 @@
 //! Counted with a global allocator that counts while enabled. One test in
 //! this binary, so nothing else allocates concurrently.
 
+// In tests, an unwrap that fails is a test failure with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System as Heap};

@@ -1,6 +1,9 @@
 //! Configuration: defaults, overrides by name and at the spawn site, and
 //! every invalid value refused with an error naming its field.
 
+// In tests, an unwrap that fails is a test failure with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -25,6 +28,8 @@ impl Actor for Idle {
     }
 }
 
+type Configure = Box<dyn Fn(mercato::ActorConfig) -> mercato::ActorConfig>;
+
 fn field(err: SystemError) -> &'static str {
     match err {
         SystemError::Config(e) => e.field(),
@@ -41,10 +46,7 @@ fn building_outside_a_runtime_says_how_to_fix_it() {
 
 #[tokio::test]
 async fn invalid_defaults_are_refused_at_build_naming_the_field() {
-    let cases: Vec<(
-        Box<dyn Fn(mercato::ActorConfig) -> mercato::ActorConfig>,
-        &str,
-    )> = vec![
+    let cases: Vec<(Configure, &str)> = vec![
         (Box::new(|c| c.capacity(0)), "mailbox.capacity"),
         (
             Box::new(|c| c.intensity(Intensity::new(3, Duration::ZERO))),
@@ -73,10 +75,7 @@ async fn invalid_defaults_are_refused_at_build_naming_the_field() {
         ),
     ];
     for (configure, expected) in cases {
-        let err = System::builder()
-            .defaults(|c| configure(c))
-            .build()
-            .unwrap_err();
+        let err = System::builder().defaults(configure).build().unwrap_err();
         let text = err.to_string();
         assert_eq!(field(err), expected);
         assert!(text.contains(expected) && text.contains("must"), "{text}");

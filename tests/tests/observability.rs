@@ -1,6 +1,9 @@
 //! Tracing spans per handled message, correlation and causation ids, and
 //! the gauges an operator reads.
 
+// In tests, an unwrap that fails is a test failure with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::{Arc, Mutex};
@@ -44,8 +47,10 @@ impl Actor for Hop {
     }
 }
 
+type SpanFields = Vec<(String, String)>;
+
 #[derive(Default, Clone)]
-struct Spans(Arc<Mutex<Vec<Vec<(String, String)>>>>);
+struct Spans(Arc<Mutex<Vec<SpanFields>>>);
 
 struct Fields<'a>(&'a mut Vec<(String, String)>);
 

@@ -3,6 +3,9 @@
 //! say, and that the counts add up:
 //! sent = handled + returned to the sender + dead-lettered.
 
+// In tests, an unwrap that fails is a test failure with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,9 @@
 //! One test per promise of the runtime (DESIGN.md, "Promises"), named after
 //! it. Each fails if the code that keeps the promise is taken away.
 
+// In tests, an unwrap that fails is a test failure with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -3,6 +3,9 @@
 //! exceed the bound, and lose nothing: every message sent is handled,
 //! returned to its sender, or dead-lettered.
 
+// In tests, an unwrap that fails is a test failure with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::{HashMap, HashSet};

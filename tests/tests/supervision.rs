@@ -1,5 +1,8 @@
 //! Supervision strategies, restart policies and escalation through parents.
 
+// In tests, an unwrap that fails is a test failure with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

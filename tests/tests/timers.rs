@@ -1,6 +1,9 @@
 //! Timers: delayed and periodic self-messages, coalescing, cancellation,
 //! and timers stopping with the actor and the system. All on paused time.
 
+// In tests, an unwrap that fails is a test failure with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 #[macro_export]
 macro_rules! message_enum {
     ($msg:ident for $actor:ty { $(tell $tv:ident($te:ty),)* $(ask $av:ident($aq:ty => $ar:ty),)* }) => {
-        #[allow(missing_docs)]
+        #[allow(missing_docs, unreachable_pub)]
         pub enum $msg {
             $($tv(mercato::Envelope<$te>),)*
             $($av(mercato::Request<$aq, $ar>),)*
