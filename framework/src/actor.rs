@@ -356,21 +356,10 @@ impl<A: Actor> Addr<A> {
     where
         A: Handles<E>,
     {
-        let internal = in_actor_of(&self.cell.core);
         if let Some(cause) = current_cause() {
             envelope.meta_mut().caused_by(&cause);
         }
-        if !internal && !self.cell.core.accepts_outside() {
-            return Err(TellError::ShuttingDown(envelope));
-        }
-        match self.cell.mailbox.push(envelope, A::wrap).await {
-            Ok(pushed) => {
-                self.cell.settle(pushed);
-                Ok(())
-            }
-            Err(Refused::Full(envelope)) => Err(TellError::Full(envelope)),
-            Err(Refused::Closed(envelope)) => Err(TellError::Stopped(envelope)),
-        }
+        Ok(self.cell.send(envelope, A::wrap).await?)
     }
 
     /// Sends without waiting: a full mailbox under `Backpressure` or
@@ -392,7 +381,12 @@ impl<A: Actor> Addr<A> {
                 self.cell.settle(pushed);
                 Ok(())
             }
-            Err(Refused::Full(envelope)) => Err(TellError::Full(envelope)),
+            Err(Refused::Full(envelope)) => {
+                if self.cell.mailbox.overflow() == crate::mailbox::Overflow::Backpressure {
+                    self.cell.mailbox.note_rejected();
+                }
+                Err(TellError::Full(envelope))
+            }
             Err(Refused::Closed(envelope)) => Err(TellError::Stopped(envelope)),
         }
     }
@@ -664,6 +658,16 @@ impl<A: Actor> Context<A> {
             return was_running;
         }
         false
+    }
+
+    /// Publishes an event from this handler: it keeps the handled message's
+    /// correlation id and takes its id as causation id; a wait for a full
+    /// subscriber ends at the send deadline. See [`System::publish`].
+    pub async fn publish<E: Event>(
+        &self,
+        event: E,
+    ) -> Result<crate::bus::Published, crate::bus::PublishError<E>> {
+        self.system.publish(event).await
     }
 
     /// This actor's supervision settings.

@@ -29,6 +29,8 @@ use parking_lot::Mutex;
 
 use crate::event::Meta;
 
+const REASONS: usize = 10;
+
 /// Why a message became a dead letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
@@ -37,9 +39,14 @@ pub enum DeadLetterReason {
     DroppedOldest,
     /// Refused by a full mailbox with `Overflow::DropNewest`.
     DroppedNewest,
-    /// Refused by a full mailbox with `Overflow::Reject` when the sender was
-    /// a timer, with nobody to hand the message back to.
+    /// Refused by a full mailbox with `Overflow::Reject` when nobody could be
+    /// handed the message back (a timer's message, one copy of a publish).
     Rejected,
+    /// A mailbox under `Overflow::Backpressure` was still full when the send
+    /// deadline of a send from inside a handler passed.
+    DeadlineExceeded,
+    /// A published event had no subscriber.
+    NoSubscriber,
     /// The handler returned `Err` on every attempt.
     RetriesExhausted,
     /// The handler panicked and the message was not retried.
@@ -54,10 +61,12 @@ pub enum DeadLetterReason {
 
 impl DeadLetterReason {
     /// Every reason, in counter order.
-    pub const ALL: [DeadLetterReason; 8] = [
+    pub const ALL: [DeadLetterReason; REASONS] = [
         DeadLetterReason::DroppedOldest,
         DeadLetterReason::DroppedNewest,
         DeadLetterReason::Rejected,
+        DeadLetterReason::DeadlineExceeded,
+        DeadLetterReason::NoSubscriber,
         DeadLetterReason::RetriesExhausted,
         DeadLetterReason::Panicked,
         DeadLetterReason::ActorStopped,
@@ -75,6 +84,8 @@ impl DeadLetterReason {
             DeadLetterReason::DroppedOldest => "dropped-oldest",
             DeadLetterReason::DroppedNewest => "dropped-newest",
             DeadLetterReason::Rejected => "rejected",
+            DeadLetterReason::DeadlineExceeded => "deadline-exceeded",
+            DeadLetterReason::NoSubscriber => "no-subscriber",
             DeadLetterReason::RetriesExhausted => "retries-exhausted",
             DeadLetterReason::Panicked => "panicked",
             DeadLetterReason::ActorStopped => "actor-stopped",
@@ -148,7 +159,7 @@ impl DeadLetter {
 /// assert_eq!(counts.total(), 0);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DeadLetterCounts([u64; 8]);
+pub struct DeadLetterCounts([u64; REASONS]);
 
 impl DeadLetterCounts {
     /// The count for one reason.
@@ -165,8 +176,9 @@ impl DeadLetterCounts {
 pub struct DeadLetters {
     recent: Mutex<VecDeque<DeadLetter>>,
     capacity: usize,
-    counters: [AtomicU64; 8],
+    counters: [AtomicU64; REASONS],
     evicted: AtomicU64,
+    stream: tokio::sync::broadcast::Sender<DeadLetter>,
 }
 
 impl fmt::Debug for DeadLetters {
@@ -185,6 +197,7 @@ impl DeadLetters {
             capacity,
             counters: Default::default(),
             evicted: AtomicU64::new(0),
+            stream: tokio::sync::broadcast::channel(STREAM_CAPACITY).0,
         }
     }
 
@@ -203,6 +216,9 @@ impl DeadLetters {
             ack.nack(letter.meta.id, letter.reason.as_str());
         }
         self.counters[letter.reason.index()].fetch_add(1, Ordering::Relaxed);
+        if self.stream.receiver_count() > 0 {
+            let _ = self.stream.send(letter.clone());
+        }
         if self.capacity == 0 {
             self.evicted.fetch_add(1, Ordering::Relaxed);
             return;
@@ -238,8 +254,48 @@ impl DeadLetters {
         self.evicted.load(Ordering::Relaxed)
     }
 
+    /// Every dead letter from now on, as a stream. A subscriber that falls
+    /// more than 1024 letters behind is told how many it missed
+    /// ([`DeadLetterStream::next`] returns `Err(missed)`); the counters stay
+    /// exact regardless.
+    pub fn subscribe(&self) -> DeadLetterStream {
+        DeadLetterStream(self.stream.subscribe())
+    }
+
     /// How many letters the store keeps.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+}
+
+const STREAM_CAPACITY: usize = 1024;
+
+/// A live stream of dead letters, from [`DeadLetters::subscribe`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let system = mercato::System::builder().build()?;
+/// let mut stream = system.dead_letters().subscribe();
+/// # #[derive(Debug, serde::Serialize, serde::Deserialize)] struct Unheard;
+/// # impl mercato::Event for Unheard { const NAME: &'static str = "demo.unheard"; const VERSION: u32 = 1; }
+/// system.publish(Unheard).await?; // nobody subscribes: a dead letter
+/// let letter = stream.next().await.expect("open").expect("not lagging");
+/// assert_eq!(letter.reason(), mercato::DeadLetterReason::NoSubscriber);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct DeadLetterStream(tokio::sync::broadcast::Receiver<DeadLetter>);
+
+impl DeadLetterStream {
+    /// The next dead letter; `Some(Err(n))` when `n` letters were missed
+    /// because this subscriber fell behind; `None` once the system is gone.
+    pub async fn next(&mut self) -> Option<Result<DeadLetter, u64>> {
+        use tokio::sync::broadcast::error::RecvError;
+        match self.0.recv().await {
+            Ok(letter) => Some(Ok(letter)),
+            Err(RecvError::Lagged(missed)) => Some(Err(missed)),
+            Err(RecvError::Closed) => None,
+        }
     }
 }

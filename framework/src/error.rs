@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::event::Envelope;
+use crate::event::{Envelope, EventId};
 
 /// The error a handler returns: any error type converts into it with `?`.
 ///
@@ -74,6 +74,16 @@ pub enum SystemError {
     /// The system is shutting down or has stopped and spawns nothing more.
     #[error("the actor system is shutting down and spawns no new actor")]
     ShuttingDown,
+    /// The same subscriber is already subscribed to the event that way.
+    #[error(
+        "`{subscriber}` is already subscribed to `{event}` this way: subscribe once (a second subscription would deliver every event twice)"
+    )]
+    AlreadySubscribed {
+        /// The event's wire name.
+        event: &'static str,
+        /// The subscriber.
+        subscriber: String,
+    },
 }
 
 /// Why a `tell` was not accepted; the envelope comes back to the sender.
@@ -84,7 +94,7 @@ pub enum SystemError {
 /// # impl Event for Ping { const NAME: &'static str = "test.ping"; const VERSION: u32 = 1; }
 /// let err = TellError::Full(Envelope::new(Ping));
 /// assert!(err.to_string().contains("full"));
-/// let envelope: Envelope<Ping> = err.into_envelope();
+/// let envelope: Envelope<Ping> = err.into_envelope().expect("handed back");
 /// assert_eq!(envelope.meta().event(), "test.ping");
 /// ```
 #[derive(thiserror::Error)]
@@ -101,13 +111,21 @@ pub enum TellError<E> {
     /// The system is shutting down and takes no new outside messages.
     #[error("the actor system is shutting down and takes no new messages from outside its actors")]
     ShuttingDown(Envelope<E>),
+    /// Sent from inside a handler, the message waited for room past the send
+    /// deadline and was dead-lettered (so a cycle of full mailboxes cannot
+    /// deadlock). Holds the dead letter's event id.
+    #[error(
+        "the mailbox stayed full past the send deadline; the message {0} was dead-lettered (raise SystemBuilder::send_deadline or the capacity, or break the cycle of full mailboxes)"
+    )]
+    DeadlineExceeded(EventId),
 }
 
 impl<E> TellError<E> {
-    /// The envelope that was not accepted.
-    pub fn into_envelope(self) -> Envelope<E> {
+    /// The envelope that was not accepted, unless it was dead-lettered.
+    pub fn into_envelope(self) -> Option<Envelope<E>> {
         match self {
-            TellError::Full(e) | TellError::Stopped(e) | TellError::ShuttingDown(e) => e,
+            TellError::Full(e) | TellError::Stopped(e) | TellError::ShuttingDown(e) => Some(e),
+            TellError::DeadlineExceeded(_) => None,
         }
     }
 }
@@ -118,6 +136,9 @@ impl<E: fmt::Debug> fmt::Debug for TellError<E> {
             TellError::Full(e) => ("Full", e),
             TellError::Stopped(e) => ("Stopped", e),
             TellError::ShuttingDown(e) => ("ShuttingDown", e),
+            TellError::DeadlineExceeded(id) => {
+                return f.debug_tuple("DeadlineExceeded").field(id).finish();
+            }
         };
         f.debug_tuple(name).field(env).finish()
     }

@@ -350,7 +350,7 @@ pub struct Meta {
 }
 
 impl Meta {
-    fn for_event<E: Event>() -> Self {
+    pub(crate) fn for_event<E: Event>() -> Self {
         let id = EventId::new();
         Meta {
             id,
@@ -510,6 +510,23 @@ impl<E> Envelope<E> {
         match self.payload {
             Payload::Owned(e) => Arc::new(e),
             Payload::Shared(e) => e,
+        }
+    }
+
+    /// The metadata and the shared payload, for copying to subscribers.
+    pub(crate) fn into_parts(self) -> (Meta, Arc<E>) {
+        let payload = match self.payload {
+            Payload::Owned(e) => Arc::new(e),
+            Payload::Shared(e) => e,
+        };
+        (self.meta, payload)
+    }
+
+    /// An envelope copy for one subscriber of a fan-out.
+    pub(crate) fn from_parts(meta: Meta, payload: Arc<E>) -> Self {
+        Envelope {
+            meta,
+            payload: Payload::Shared(payload),
         }
     }
 

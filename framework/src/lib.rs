@@ -30,7 +30,9 @@
 #![allow(clippy::result_large_err)]
 
 pub mod actor;
+pub mod bus;
 pub mod dead_letters;
+pub mod entity;
 pub mod error;
 pub mod event;
 pub mod mailbox;
@@ -40,7 +42,11 @@ mod sync;
 pub mod system;
 
 pub use actor::{Actor, Addr, Answers, Context, Handles, Message, Request, TimerId};
-pub use dead_letters::{AnyPayload, DeadLetter, DeadLetterCounts, DeadLetterReason, DeadLetters};
+pub use bus::{Group, PublishError, Published, Refusal, Subscription, SubscriptionKind};
+pub use dead_letters::{
+    AnyPayload, DeadLetter, DeadLetterCounts, DeadLetterReason, DeadLetterStream, DeadLetters,
+};
+pub use entity::{Entities, EntityGauges};
 pub use error::{AskError, ConfigError, HandlerError, SystemError, TellError};
 pub use event::{AckHandle, Acknowledge, Envelope, Event, EventId, Headers, Key, Meta};
 pub use mailbox::{MailboxConfig, MailboxGauges, Overflow};

@@ -285,6 +285,10 @@ impl<M> Mailbox<M> {
         }
     }
 
+    pub(crate) fn overflow(&self) -> Overflow {
+        self.overflow
+    }
+
     /// Pushes without waiting. `Backpressure` on a full mailbox gives
     /// `Err(Refused::Full)` here; use [`push`](Self::push) to wait instead.
     pub(crate) fn try_push<T>(
@@ -296,16 +300,54 @@ impl<M> Mailbox<M> {
             let mut state = self.state.lock();
             match self.push_locked(&mut state, value, wrap, None) {
                 Attempt::Done(result, waker) => (result, waker),
-                Attempt::Wait(value) => {
-                    state.rejected += 1;
-                    (Err(Refused::Full(value)), None)
-                }
+                Attempt::Wait(value) => (Err(Refused::Full(value)), None),
             }
         };
         if let Some(waker) = waker {
             waker.wake();
         }
         result
+    }
+
+    /// Pushes only if there is room now, whatever the policy: nothing is
+    /// evicted or counted as rejected. For choosing among a group's members.
+    pub(crate) fn try_push_if_room<T>(&self, value: T, wrap: impl FnOnce(T) -> M) -> Result<(), T> {
+        let waker = {
+            let mut state = self.state.lock();
+            if state.closed || state.queue.len() >= self.capacity {
+                return Err(value);
+            }
+            state.queue.push_back(wrap(value));
+            state.enqueued += 1;
+            state.activity += 1;
+            state.high_water = state.high_water.max(state.queue.len());
+            state.receiver.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Closes intake if nothing is queued or running: an idle entity
+    /// passivating. `false` when a message slipped in first.
+    pub(crate) fn close_if_idle(&self) -> bool {
+        let mut state = self.state.lock();
+        if state.closed
+            || !state.queue.is_empty()
+            || !state.control.is_empty()
+            || state.running.is_some()
+        {
+            return false;
+        }
+        state.closed = true;
+        state.activity += 1;
+        true
+    }
+
+    /// Counts a refusal made outside `push` (a `try_tell` under back-pressure).
+    pub(crate) fn note_rejected(&self) {
+        self.state.lock().rejected += 1;
     }
 
     /// Pushes, waiting for room when the policy is `Backpressure`.
@@ -585,6 +627,16 @@ impl<M, T, W: FnOnce(T) -> M> Future for Push<'_, M, T, W> {
             waker.wake();
         }
         Poll::Ready(result)
+    }
+}
+
+impl<M, T, W> Push<'_, M, T, W> {
+    /// Gives up waiting: the value and its wrapper come back, unqueued.
+    pub(crate) fn cancel(&mut self) -> Option<(T, W)> {
+        if let Some(id) = self.waiter.take() {
+            self.mailbox.forget_waiter(id);
+        }
+        self.value.take()
     }
 }
 

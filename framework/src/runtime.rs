@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::task::Poll;
@@ -16,7 +16,7 @@ use crate::actor::{Actor, Addr, Context, Message, Timers, cause_of};
 use crate::dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};
 use crate::error::SystemError;
 use crate::event::Cause;
-use crate::mailbox::{Control, Mailbox, MailboxGauges, Pushed, Received};
+use crate::mailbox::{Control, Mailbox, MailboxGauges, Pushed, Received, Refused};
 use crate::supervise::{Restart, RestartWindow, Rng};
 use crate::system::{ActorConfig, Children, Parent, ShutdownReason, System, Undelivered};
 
@@ -56,6 +56,8 @@ pub(crate) struct Core {
     pub(crate) idle: tokio::sync::Notify,
     /// How many `settled` calls wait: actors signal only when someone does.
     pub(crate) settle_waiters: AtomicUsize,
+    /// How long a send from inside a handler waits for mailbox room.
+    pub(crate) send_deadline: Duration,
 }
 
 impl Core {
@@ -74,7 +76,7 @@ impl Core {
         self.timers.load(Ordering::Acquire)
     }
 
-    fn record(&self, letter: DeadLetter) {
+    pub(crate) fn record(&self, letter: DeadLetter) {
         if self.state.load(Ordering::Acquire) != RUNNING {
             self.shutdown_entries.lock().push(Undelivered {
                 actor: letter.target.to_string(),
@@ -108,16 +110,98 @@ impl<M: Message> Cell<M> {
         }
     }
 
+    /// Sends through the mailbox's bound. From outside the system's actors
+    /// it is refused while shutting down; from inside a handler a wait for
+    /// room ends at the send deadline, with the message dead-lettered.
+    pub(crate) async fn send<T, W: FnOnce(T) -> M>(
+        &self,
+        value: T,
+        wrap: W,
+    ) -> Result<(), SendError<T>> {
+        let internal = in_actor_of(&self.core);
+        if !internal && !self.core.accepts_outside() {
+            return Err(SendError::ShuttingDown(value));
+        }
+        let mut push = self.mailbox.push(value, wrap);
+        let result = if internal {
+            let deadline = self.core.send_deadline;
+            // The timer is made only once the mailbox turned out full.
+            let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+            poll_fn(|cx| {
+                if let Poll::Ready(result) = Pin::new(&mut push).poll(cx) {
+                    return Poll::Ready(Some(result));
+                }
+                let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(deadline)));
+                timer.as_mut().poll(cx).map(|()| None)
+            })
+            .await
+        } else {
+            Some((&mut push).await)
+        };
+        match result {
+            Some(Ok(pushed)) => {
+                self.settle(pushed);
+                Ok(())
+            }
+            Some(Err(Refused::Full(value))) => Err(SendError::Full(value)),
+            Some(Err(Refused::Closed(value))) => Err(SendError::Closed(value)),
+            None => {
+                let Some((value, wrap)) = push.cancel() else {
+                    unreachable!("a push that timed out still holds its value");
+                };
+                let message = wrap(value);
+                let id = message.meta().id();
+                let why = format!(
+                    "the mailbox was still full after the send deadline of {:?}",
+                    self.core.send_deadline
+                );
+                self.dead_letter(message, DeadLetterReason::DeadlineExceeded, Some(why));
+                Err(SendError::DeadlineExceeded(id))
+            }
+        }
+    }
+
     pub(crate) fn dead_letter(&self, message: M, reason: DeadLetterReason, error: Option<String>) {
-        let meta = message.meta().clone();
-        let payload = message.into_dead_letter(reason, error.as_deref());
-        self.core.record(DeadLetter {
-            meta,
-            payload: Some(payload),
-            reason,
-            target: self.name.clone(),
-            error,
-        });
+        record_message(&self.core, self.name.clone(), message, reason, error);
+    }
+}
+
+/// Dead-letters a message addressed to `target`.
+pub(crate) fn record_message<M: Message>(
+    core: &Core,
+    target: Arc<str>,
+    message: M,
+    reason: DeadLetterReason,
+    error: Option<String>,
+) {
+    let meta = message.meta().clone();
+    let payload = message.into_dead_letter(reason, error.as_deref());
+    core.record(DeadLetter {
+        meta,
+        payload: Some(payload),
+        reason,
+        target,
+        error,
+    });
+}
+
+/// Why [`Cell::send`] did not queue a value.
+pub(crate) enum SendError<T> {
+    Full(T),
+    Closed(T),
+    ShuttingDown(T),
+    DeadlineExceeded(crate::event::EventId),
+}
+
+impl<E> From<SendError<crate::event::Envelope<E>>> for crate::error::TellError<E> {
+    fn from(err: SendError<crate::event::Envelope<E>>) -> Self {
+        use crate::error::TellError;
+        match err {
+            SendError::Full(e) => TellError::Full(e),
+            SendError::Closed(e) => TellError::Stopped(e),
+            SendError::ShuttingDown(e) => TellError::ShuttingDown(e),
+            SendError::DeadlineExceeded(id) => TellError::DeadlineExceeded(id),
+        }
     }
 }
 
@@ -144,6 +228,15 @@ impl<M: Message> Lane for Cell<M> {
     }
 }
 
+/// What an entity's loop reports to its kind: idle, and gone.
+pub(crate) trait Passivation: Send + Sync {
+    /// The entity `id` has been idle for its idle time: passivate it if no
+    /// message slipped in (its mailbox is then closed). `true` if it did.
+    fn try_passivate(&self, id: u64) -> bool;
+    /// The entity `id` ended (passivated, stopped or failed for good).
+    fn exited(&self, id: u64);
+}
+
 /// Spawns an actor under `parent`, registered among `siblings`.
 pub(crate) fn spawn_actor<A: Actor, F>(
     system: &System,
@@ -152,6 +245,22 @@ pub(crate) fn spawn_actor<A: Actor, F>(
     siblings: &Arc<Children>,
     configure: impl FnOnce(ActorConfig) -> ActorConfig,
     factory: F,
+) -> Result<Addr<A>, SystemError>
+where
+    F: Fn() -> A + Send + Sync + 'static,
+{
+    spawn_with_passivation(system, name, parent, siblings, configure, factory, None)
+}
+
+/// [`spawn_actor`], for an entity that passivates when idle.
+pub(crate) fn spawn_with_passivation<A: Actor, F>(
+    system: &System,
+    name: &str,
+    parent: Parent,
+    siblings: &Arc<Children>,
+    configure: impl FnOnce(ActorConfig) -> ActorConfig,
+    factory: F,
+    passivation: Option<(Duration, Arc<dyn Passivation>)>,
 ) -> Result<Addr<A>, SystemError>
 where
     F: Fn() -> A + Send + Sync + 'static,
@@ -185,6 +294,7 @@ where
         siblings: siblings.clone(),
         rng: Rng::new(system.seed() ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
         window: RestartWindow::default(),
+        passivation,
     };
     let current = Current {
         system: core.id,
@@ -207,6 +317,7 @@ struct ActorRun<A: Actor, F> {
     siblings: Arc<Children>,
     rng: Rng,
     window: RestartWindow,
+    passivation: Option<(Duration, Arc<dyn Passivation>)>,
 }
 
 /// How one life of an instance ended.
@@ -221,6 +332,8 @@ enum End {
     Sibling(String),
     /// The shutdown deadline passed while a handler ran.
     Cancelled,
+    /// An idle entity passivated.
+    Passivated,
 }
 
 /// How one message ended.
@@ -320,7 +433,10 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                         Guarded::Cancelled => End::Cancelled,
                     };
                     self.cx.children.stop_all().await;
-                    if matches!(end, End::Stop | End::Cancelled | End::SelfStop) {
+                    if matches!(
+                        end,
+                        End::Stop | End::Cancelled | End::SelfStop | End::Passivated
+                    ) {
                         let _ = guarded(actor.stopping(&mut self.cx), &none, &cell.mailbox).await;
                     }
                     let _ = catch_unwind(AssertUnwindSafe(move || drop(actor)));
@@ -330,7 +446,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
             self.cx.timers.clear();
             self.cx.stop_requested = false;
             let failure = match end {
-                End::Stop | End::Cancelled => break,
+                End::Stop | End::Cancelled | End::Passivated => break,
                 End::SelfStop if supervision.restart != Restart::Permanent => break,
                 End::SelfStop => {
                     "it stopped itself and is restarted (Restart::Permanent)".to_owned()
@@ -377,23 +493,55 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
         cell.mailbox.retire();
         self.siblings.remove(cell.id);
         self.cx.system.deregister(cell.id);
+        if let Some((_, passivation)) = &self.passivation {
+            passivation.exited(cell.id);
+        }
         cell.core.went_idle();
     }
 
     async fn serve(&mut self, actor: &mut A, carry: &mut Option<A::Msg>) -> End {
         let cell = self.cx.addr.cell.clone();
+        // An entity's idle timer, made once and re-armed at each idle spell.
+        let mut idle_timer = self
+            .passivation
+            .as_ref()
+            .map(|(idle, _)| (*idle, Box::pin(tokio::time::sleep(*idle))));
         loop {
             let item = match carry.take() {
                 Some(message) => Received::Message(message),
                 None => {
-                    poll_fn(|cx| {
+                    let mut armed = false;
+                    let next = poll_fn(|cx| {
                         let next = cell.mailbox.poll_recv(cx);
-                        if next.is_pending() {
-                            cell.core.went_idle();
+                        if next.is_ready() {
+                            return next.map(Some);
                         }
-                        next
+                        cell.core.went_idle();
+                        if let Some((idle, timer)) = &mut idle_timer {
+                            if !armed {
+                                timer.as_mut().reset(tokio::time::Instant::now() + *idle);
+                                armed = true;
+                            }
+                            if timer.as_mut().poll(cx).is_ready() {
+                                return Poll::Ready(None);
+                            }
+                        }
+                        Poll::Pending
                     })
-                    .await
+                    .await;
+                    match next {
+                        Some(item) => item,
+                        None => {
+                            let passivated = self
+                                .passivation
+                                .as_ref()
+                                .is_some_and(|(_, p)| p.try_passivate(cell.id));
+                            if passivated {
+                                return End::Passivated;
+                            }
+                            continue;
+                        }
+                    }
                 }
             };
             let message = match item {

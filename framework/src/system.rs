@@ -37,20 +37,26 @@
 //! cancelled, and the [`ShutdownReport`] lists what was undelivered and what
 //! was in flight.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::pin::pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::actor::{Actor, Addr};
+use crate::actor::{Actor, Addr, Handles};
+use crate::bus::{
+    Broadcast, Bus, Group, GroupRoute, KeyedRoute, PublishError, Published, Subscription,
+};
 use crate::dead_letters::{DeadLetterCounts, DeadLetterReason, DeadLetters};
+use crate::entity::Entities;
 use crate::error::{ConfigError, SystemError};
 use crate::event::EventId;
+use crate::event::{Envelope, Event, Key};
 use crate::mailbox::{Control, MailboxConfig, MailboxGauges, Overflow};
 use crate::runtime::{Core, DRAINING, Lane, PAST_DEADLINE, RUNNING, STOPPED, spawn_actor};
 use crate::supervise::{Backoff, Intensity, Restart, Strategy, Supervision};
@@ -63,10 +69,21 @@ use crate::supervise::{Backoff, Intensity, Restart, Strategy, Supervision};
 /// assert_eq!(config.mailbox_config().capacity(), 64);
 /// assert!(config.validate().is_ok());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ActorConfig {
     mailbox: MailboxConfig,
     supervision: Supervision,
+    passivate_after: Duration,
+}
+
+impl Default for ActorConfig {
+    fn default() -> Self {
+        ActorConfig {
+            mailbox: MailboxConfig::default(),
+            supervision: Supervision::default(),
+            passivate_after: Duration::from_secs(120),
+        }
+    }
 }
 
 impl ActorConfig {
@@ -120,6 +137,16 @@ impl ActorConfig {
         self.supervision = self.supervision.retry_after_panic(retry);
         self
     }
+    /// For entities: how long an entity may stay idle before it is
+    /// passivated (default 120 s).
+    pub fn passivate_after(mut self, idle: Duration) -> Self {
+        self.passivate_after = idle;
+        self
+    }
+    /// The idle time after which an entity is passivated.
+    pub fn passivate_after_value(&self) -> Duration {
+        self.passivate_after
+    }
     /// The mailbox configuration.
     pub fn mailbox_config(&self) -> MailboxConfig {
         self.mailbox
@@ -131,7 +158,15 @@ impl ActorConfig {
     /// Checks every value, naming the refused field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.mailbox.validate()?;
-        self.supervision.validate()
+        self.supervision.validate()?;
+        if self.passivate_after.is_zero() {
+            return Err(ConfigError::new(
+                "passivate_after",
+                "0s",
+                "must be longer than zero: an entity would passivate before handling anything",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -145,6 +180,7 @@ pub struct SystemBuilder {
     dead_letter_capacity: usize,
     seed: Option<u64>,
     shutdown_timeout: Duration,
+    send_deadline: Duration,
 }
 
 impl fmt::Debug for SystemBuilder {
@@ -196,6 +232,15 @@ impl SystemBuilder {
         self
     }
 
+    /// How long a send from inside a handler waits for room in a full
+    /// `Backpressure` mailbox before the message is dead-lettered with
+    /// [`DeadLetterReason::DeadlineExceeded`] (default 5 s). Keeps a cycle of
+    /// full mailboxes (A waits on B waits on A) from deadlocking.
+    pub fn send_deadline(mut self, deadline: Duration) -> Self {
+        self.send_deadline = deadline;
+        self
+    }
+
     /// The deadline of a shutdown caused by an escalation (default 10 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
@@ -206,6 +251,14 @@ impl SystemBuilder {
     pub fn build(self) -> Result<System, SystemError> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| SystemError::NoRuntime)?;
         self.defaults.validate()?;
+        if self.send_deadline.is_zero() {
+            return Err(ConfigError::new(
+                "send_deadline",
+                "0s",
+                "must be longer than zero: a send from a handler to a full mailbox would fail at once",
+            )
+            .into());
+        }
         for (_, configure) in &self.overrides {
             configure(self.defaults).validate()?;
         }
@@ -228,6 +281,7 @@ impl SystemBuilder {
                     shutdown_entries: Mutex::new(Vec::new()),
                     idle: tokio::sync::Notify::new(),
                     settle_waiters: AtomicUsize::new(0),
+                    send_deadline: self.send_deadline,
                 }),
                 handle,
                 defaults: self.defaults,
@@ -239,6 +293,7 @@ impl SystemBuilder {
                 root: Arc::new(Children::new(self.root_strategy)),
                 shutdown_started: AtomicBool::new(false),
                 report: report_tx,
+                bus: Bus::default(),
             }),
         })
     }
@@ -246,7 +301,8 @@ impl SystemBuilder {
 
 #[derive(Default)]
 struct Registry {
-    lanes: Vec<(u64, Arc<dyn Lane>)>,
+    /// Live actors by id, which is also their spawn order.
+    lanes: BTreeMap<u64, Arc<dyn Lane>>,
     spawned: u64,
 }
 
@@ -262,6 +318,18 @@ struct Shared {
     root: Arc<Children>,
     shutdown_started: AtomicBool,
     report: watch::Sender<Option<ShutdownReport>>,
+    bus: Bus,
+}
+
+/// A handle that does not keep the system alive (held by entity kinds,
+/// which the system's routing table holds).
+#[derive(Clone)]
+pub(crate) struct WeakSystem(Weak<Shared>);
+
+impl WeakSystem {
+    pub(crate) fn upgrade(&self) -> Option<System> {
+        self.0.upgrade().map(|shared| System { shared })
+    }
 }
 
 /// A running actor system. Cheap to clone; every clone is the same system.
@@ -336,6 +404,7 @@ impl System {
             dead_letter_capacity: 1024,
             seed: None,
             shutdown_timeout: Duration::from_secs(10),
+            send_deadline: Duration::from_secs(5),
         }
     }
 
@@ -367,6 +436,152 @@ impl System {
             configure,
             factory,
         )
+    }
+
+    /// Spawns a pool of `size` identical actors that compete for events
+    /// (see [`Group`]); members are named `name#0`, `name#1`, ….
+    pub fn spawn_group<A: Actor, F>(
+        &self,
+        name: &str,
+        size: usize,
+        factory: F,
+    ) -> Result<Group<A>, SystemError>
+    where
+        F: Fn() -> A + Send + Sync + 'static,
+    {
+        self.spawn_group_with(name, size, |c| c, factory)
+    }
+
+    /// [`spawn_group`](Self::spawn_group), adjusting the members' configuration.
+    pub fn spawn_group_with<A: Actor, F>(
+        &self,
+        name: &str,
+        size: usize,
+        configure: impl Fn(ActorConfig) -> ActorConfig,
+        factory: F,
+    ) -> Result<Group<A>, SystemError>
+    where
+        F: Fn() -> A + Send + Sync + 'static,
+    {
+        if size == 0 {
+            return Err(ConfigError::new(
+                "group.size",
+                0,
+                "must be at least 1: a group needs a member to handle its events",
+            )
+            .into());
+        }
+        let factory = Arc::new(factory);
+        let mut members = Vec::with_capacity(size);
+        for i in 0..size {
+            let factory = Arc::clone(&factory);
+            members.push(self.spawn_with(&format!("{name}#{i}"), &configure, move || factory())?);
+        }
+        Ok(Group::new(name.to_owned(), members))
+    }
+
+    /// Makes an entity kind: one actor per key, built by `factory` from its
+    /// key on its first message, passivated when idle. See [`Entities`].
+    pub fn entities<A: Actor, F>(&self, name: &str, factory: F) -> Result<Entities<A>, SystemError>
+    where
+        F: Fn(&Key) -> A + Send + Sync + 'static,
+    {
+        self.entities_with(name, |c| c, factory)
+    }
+
+    /// [`entities`](Self::entities), adjusting the entities' configuration
+    /// (e.g. [`ActorConfig::passivate_after`]).
+    pub fn entities_with<A: Actor, F>(
+        &self,
+        name: &str,
+        configure: impl FnOnce(ActorConfig) -> ActorConfig,
+        factory: F,
+    ) -> Result<Entities<A>, SystemError>
+    where
+        F: Fn(&Key) -> A + Send + Sync + 'static,
+    {
+        let config = self.config_for(name, configure)?;
+        Ok(Entities::new(
+            WeakSystem(Arc::downgrade(&self.shared)),
+            name,
+            config,
+            factory,
+        ))
+    }
+
+    /// Subscribes one actor to every `E` published (broadcast).
+    pub fn subscribe<E: Event, A: Handles<E>>(&self, addr: &Addr<A>) -> Result<(), SystemError> {
+        self.add_route(Arc::new(Broadcast { addr: addr.clone() }))
+    }
+
+    /// Subscribes a group: each `E` goes to one member.
+    pub fn subscribe_group<E: Event, A: Handles<E>>(
+        &self,
+        group: &Group<A>,
+    ) -> Result<(), SystemError> {
+        self.add_route(Arc::new(GroupRoute {
+            group: group.clone(),
+        }))
+    }
+
+    /// Subscribes an entity kind by the event's default key ([`Event::key`]):
+    /// each `E` goes to the entity of its key.
+    pub fn subscribe_keyed<E: Event, A: Handles<E>>(
+        &self,
+        entities: &Entities<A>,
+    ) -> Result<(), SystemError> {
+        self.add_route(Arc::new(KeyedRoute {
+            entities: entities.clone(),
+            key: Box::new(|e: &E| e.key()),
+            key_name: "default".to_owned(),
+        }))
+    }
+
+    /// Subscribes an entity kind by a key of this subscription's choosing
+    /// (so one event can reach an `Order` by order id and an `Inventory` by
+    /// SKU); `key_name` names it in the topology.
+    pub fn subscribe_keyed_by<E: Event, A: Handles<E>>(
+        &self,
+        entities: &Entities<A>,
+        key_name: &str,
+        key: impl Fn(&E) -> Option<Key> + Send + Sync + 'static,
+    ) -> Result<(), SystemError> {
+        self.add_route(Arc::new(KeyedRoute {
+            entities: entities.clone(),
+            key: Box::new(key),
+            key_name: key_name.to_owned(),
+        }))
+    }
+
+    fn add_route<E: Event>(&self, route: Arc<dyn crate::bus::Route<E>>) -> Result<(), SystemError> {
+        let subscription = route.subscription();
+        if self.shared.bus.is_subscribed(&subscription) {
+            return Err(SystemError::AlreadySubscribed {
+                event: subscription.event,
+                subscriber: subscription.subscriber,
+            });
+        }
+        self.shared.bus.add(route);
+        Ok(())
+    }
+
+    /// Every subscription, in the order they were made.
+    pub fn subscriptions(&self) -> Vec<Subscription> {
+        self.shared.bus.subscriptions()
+    }
+
+    /// Publishes an event to its subscribers. See the [`bus`](crate::bus)
+    /// docs for back-pressure, refusals and ordering.
+    pub async fn publish<E: Event>(&self, event: E) -> Result<Published, PublishError<E>> {
+        self.shared.bus.publish(self, Envelope::new(event)).await
+    }
+
+    /// Publishes an envelope built by the caller (headers, correlation id).
+    pub async fn publish_envelope<E: Event>(
+        &self,
+        envelope: Envelope<E>,
+    ) -> Result<Published, PublishError<E>> {
+        self.shared.bus.publish(self, envelope).await
     }
 
     /// The gauges of every live mailbox, in spawn order.
@@ -416,7 +631,7 @@ impl System {
     fn idle_reading(&self) -> Option<(u64, u64)> {
         let registry = self.shared.registry.lock();
         let mut activity = 0u64;
-        for (_, lane) in &registry.lanes {
+        for lane in registry.lanes.values() {
             let (queued, running, moved) = lane.probe();
             if queued > 0 || running {
                 return None;
@@ -540,12 +755,12 @@ impl System {
 
     pub(crate) fn register(&self, id: u64, lane: Arc<dyn Lane>) {
         let mut registry = self.shared.registry.lock();
-        registry.lanes.push((id, lane));
+        registry.lanes.insert(id, lane);
         registry.spawned += 1;
     }
 
     pub(crate) fn deregister(&self, id: u64) {
-        self.shared.registry.lock().lanes.retain(|(i, _)| *i != id);
+        self.shared.registry.lock().lanes.remove(&id);
     }
 }
 

@@ -1,0 +1,499 @@
+//! Entities: keyed actors, one per key, activated on demand and passivated
+//! when idle.
+//!
+//! An entity kind (a `Cart` per cart id, an `Inventory` per SKU) is made
+//! with [`System::entities`](crate::System::entities) from a factory that
+//! takes the key. The first message for a key activates its entity; an
+//! entity idle for its `passivate_after` time is passivated (its `stopping`
+//! hook runs and its memory is freed); a later message activates a fresh one.
+//!
+//! The runtime keeps three promises here:
+//!
+//! - **At most one live activation per key**, however many publishers race.
+//! - **No message is lost across passivation**: a message that arrives while
+//!   an entity passivates waits for it to finish and is delivered to the
+//!   next activation, before anything sent after it.
+//! - **Order per key**: messages from one sender reach the entity of a key in
+//!   send order, across passivations.
+//!
+//! Restart intensity is counted per key: one entity failing does not use up
+//! the restarts of the others.
+//!
+//! ```
+//! use mercato::{Actor, Context, Envelope, Event, Handles, HandlerError, Key, System};
+//! # use serde::{Deserialize, Serialize};
+//! use std::time::Duration;
+//!
+//! #[derive(Debug, Serialize, Deserialize)]
+//! struct ItemAdded { cart_id: u64, qty: u32 }
+//! impl Event for ItemAdded {
+//!     const NAME: &'static str = "shop.item_added";
+//!     const VERSION: u32 = 1;
+//!     fn key(&self) -> Option<Key> { Some(self.cart_id.into()) }
+//! }
+//!
+//! struct Cart { items: u32 }
+//! impl Actor for Cart {
+//!     type Msg = Envelope<ItemAdded>;
+//!     async fn handle(&mut self, e: &mut Envelope<ItemAdded>, _cx: &mut Context<Self>) -> Result<(), HandlerError> {
+//!         self.items += e.qty;
+//!         Ok(())
+//!     }
+//! }
+//! impl Handles<ItemAdded> for Cart { fn wrap(e: Envelope<ItemAdded>) -> Envelope<ItemAdded> { e } }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let system = System::builder().build()?;
+//! let carts = system.entities_with("cart", |c| c.passivate_after(Duration::from_secs(60)), |_key: &Key| Cart { items: 0 })?;
+//! system.subscribe_keyed::<ItemAdded, _>(&carts)?;
+//! system.publish(ItemAdded { cart_id: 1, qty: 2 }).await?;
+//! system.publish(ItemAdded { cart_id: 2, qty: 1 }).await?;
+//! system.settled().await;
+//! assert_eq!(carts.gauges().live, 2);
+//! tokio::time::sleep(Duration::from_secs(61)).await;
+//! system.settled().await;
+//! assert_eq!(carts.gauges().live, 0);
+//! assert_eq!(carts.gauges().passivations, 2);
+//! # Ok(()) }
+//! ```
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::actor::{Actor, Addr, Handles};
+use crate::bus::Offer;
+use crate::dead_letters::DeadLetterReason;
+use crate::error::{SystemError, TellError};
+use crate::event::{Envelope, Event, Key};
+use crate::mailbox::{Overflow, Refused};
+use crate::runtime::{
+    Passivation, SendError, current_cause, record_message, spawn_with_passivation,
+};
+use crate::supervise::Strategy;
+use crate::system::{ActorConfig, Children, Parent, WeakSystem};
+
+/// The entities of one kind. Cheap to clone.
+pub struct Entities<A: Actor> {
+    kind: Arc<Kind<A>>,
+}
+
+impl<A: Actor> Clone for Entities<A> {
+    fn clone(&self) -> Self {
+        Entities {
+            kind: Arc::clone(&self.kind),
+        }
+    }
+}
+
+impl<A: Actor> fmt::Debug for Entities<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entities")
+            .field("kind", &self.kind.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A reading of one entity kind's gauges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EntityGauges {
+    /// The kind's name.
+    pub kind: String,
+    /// Entities activated and not passivated now.
+    pub live: usize,
+    /// Entities passivating now.
+    pub passivating: usize,
+    /// Activations so far.
+    pub activations: u64,
+    /// Passivations so far.
+    pub passivations: u64,
+    /// Messages queued in the live entities' mailboxes, summed (plus those
+    /// held for the next activation of a passivating entity).
+    pub depth: usize,
+    /// The largest high-water mark of a live entity's mailbox.
+    pub high_water: usize,
+    /// Messages processed by the live entities, summed.
+    pub processed: u64,
+    /// Refusals by the live entities' mailboxes, summed.
+    pub rejected: u64,
+    /// Messages dropped by the live entities' mailboxes, summed.
+    pub dropped: u64,
+}
+
+enum Slot<A: Actor> {
+    Live(Addr<A>),
+    /// Passivating: what arrives is held here for the next activation.
+    Passivating(VecDeque<A::Msg>),
+}
+
+type Factory<A> = Box<dyn Fn(&Key) -> A + Send + Sync>;
+
+struct Kind<A: Actor> {
+    name: Arc<str>,
+    system: WeakSystem,
+    factory: Factory<A>,
+    config: ActorConfig,
+    table: Mutex<HashMap<Key, Slot<A>>>,
+    activations: AtomicU64,
+    passivations: AtomicU64,
+    children: Arc<Children>,
+}
+
+/// The outcome of offering a message to a key, without waiting.
+pub(crate) enum KeyOffer<E> {
+    Taken,
+    /// Full under `Backpressure`.
+    Full(Envelope<E>),
+    /// Full under `Reject`.
+    Rejected(Envelope<E>),
+    /// No activation could be made (the system is stopping).
+    Stopped(Envelope<E>),
+}
+
+impl<A: Actor> Entities<A> {
+    pub(crate) fn new(
+        system: WeakSystem,
+        name: &str,
+        config: ActorConfig,
+        factory: impl Fn(&Key) -> A + Send + Sync + 'static,
+    ) -> Self {
+        Entities {
+            kind: Arc::new(Kind {
+                name: Arc::from(name),
+                system,
+                factory: Box::new(factory),
+                config,
+                table: Mutex::new(HashMap::new()),
+                activations: AtomicU64::new(0),
+                passivations: AtomicU64::new(0),
+                children: Arc::new(Children::new(Strategy::OneForOne)),
+            }),
+        }
+    }
+
+    /// The kind's name.
+    pub fn name(&self) -> &str {
+        &self.kind.name
+    }
+
+    /// Whether the entity of `key` is live now.
+    pub fn is_live(&self, key: &Key) -> bool {
+        matches!(self.kind.table.lock().get(key), Some(Slot::Live(_)))
+    }
+
+    /// Sends an event to the entity of `key`, activating it if needed.
+    /// Refusals come back as for [`Addr::tell`].
+    pub async fn tell<E: Event>(&self, key: impl Into<Key>, event: E) -> Result<(), TellError<E>>
+    where
+        A: Handles<E>,
+    {
+        let mut envelope = Envelope::new(event);
+        if let Some(cause) = current_cause() {
+            envelope.meta_mut().caused_by(&cause);
+        }
+        let key = key.into();
+        loop {
+            match self.kind.offer(&key, envelope) {
+                KeyOffer::Taken => return Ok(()),
+                KeyOffer::Rejected(e) => return Err(TellError::Full(e)),
+                KeyOffer::Stopped(e) => return Err(TellError::Stopped(e)),
+                KeyOffer::Full(e) => match self.kind.wait_live(&key, e).await {
+                    Ok(()) => return Ok(()),
+                    Err(SendError::Closed(e)) => envelope = e,
+                    Err(SendError::Full(e)) => return Err(TellError::Full(e)),
+                    Err(SendError::ShuttingDown(e)) => return Err(TellError::ShuttingDown(e)),
+                    Err(SendError::DeadlineExceeded(id)) => {
+                        return Err(TellError::DeadlineExceeded(id));
+                    }
+                },
+            }
+        }
+    }
+
+    /// The kind's gauges.
+    pub fn gauges(&self) -> EntityGauges {
+        let table = self.kind.table.lock();
+        let mut g = EntityGauges {
+            kind: self.kind.name.to_string(),
+            live: 0,
+            passivating: 0,
+            activations: self.kind.activations.load(Ordering::Relaxed),
+            passivations: self.kind.passivations.load(Ordering::Relaxed),
+            depth: 0,
+            high_water: 0,
+            processed: 0,
+            rejected: 0,
+            dropped: 0,
+        };
+        for slot in table.values() {
+            match slot {
+                Slot::Live(addr) => {
+                    g.live += 1;
+                    let m = addr.cell.mailbox.gauges(&addr.cell.name);
+                    g.depth += m.depth;
+                    g.high_water = g.high_water.max(m.high_water);
+                    g.processed += m.processed;
+                    g.rejected += m.rejected;
+                    g.dropped += m.dropped;
+                }
+                Slot::Passivating(pending) => {
+                    g.passivating += 1;
+                    g.depth += pending.len();
+                }
+            }
+        }
+        g
+    }
+
+    /// Offers a copy of a published event (the bus's keyed route).
+    pub(crate) fn offer<E: Event>(&self, key: Key, envelope: Envelope<E>) -> Offer<E>
+    where
+        A: Handles<E>,
+    {
+        match self.kind.offer(&key, envelope) {
+            KeyOffer::Taken => Offer::Taken,
+            KeyOffer::Full(e) => Offer::Full(e),
+            KeyOffer::Rejected(e) => Offer::Refused(self.kind.refuse(
+                &key,
+                A::wrap(e),
+                DeadLetterReason::Rejected,
+            )),
+            KeyOffer::Stopped(e) => Offer::Refused(self.kind.refuse(
+                &key,
+                A::wrap(e),
+                DeadLetterReason::ActorStopped,
+            )),
+        }
+    }
+
+    /// Waits for room at the entity of `key` (the bus's slow path).
+    pub(crate) async fn wait<E: Event>(
+        &self,
+        key: Key,
+        mut envelope: Envelope<E>,
+    ) -> Result<(), DeadLetterReason>
+    where
+        A: Handles<E>,
+    {
+        loop {
+            match self.kind.wait_live(&key, envelope).await {
+                Ok(()) => return Ok(()),
+                Err(SendError::DeadlineExceeded(_)) => {
+                    return Err(DeadLetterReason::DeadlineExceeded);
+                }
+                Err(SendError::Closed(e)) => match self.offer(key.clone(), e) {
+                    Offer::Taken => return Ok(()),
+                    Offer::Refused(reason) => return Err(reason),
+                    Offer::Full(e) => envelope = e,
+                },
+                Err(SendError::Full(e)) => {
+                    return Err(self
+                        .kind
+                        .refuse(&key, A::wrap(e), DeadLetterReason::Rejected));
+                }
+                Err(SendError::ShuttingDown(e)) => {
+                    return Err(self
+                        .kind
+                        .refuse(&key, A::wrap(e), DeadLetterReason::ActorStopped));
+                }
+            }
+        }
+    }
+
+    /// Dead-letters an event that has no value for the subscription's key.
+    pub(crate) fn no_key<E: Event>(&self, envelope: Envelope<E>)
+    where
+        A: Handles<E>,
+    {
+        if let Some(system) = self.kind.system.upgrade() {
+            record_message(
+                system.core(),
+                self.kind.name.clone(),
+                A::wrap(envelope),
+                DeadLetterReason::NoSubscriber,
+                Some("the event has no value for the subscription's key".to_owned()),
+            );
+        }
+    }
+}
+
+impl<A: Actor> Kind<A> {
+    fn refuse(&self, key: &Key, message: A::Msg, reason: DeadLetterReason) -> DeadLetterReason {
+        if let Some(system) = self.system.upgrade() {
+            let target: Arc<str> = Arc::from(format!("{}/{key}", self.name));
+            record_message(system.core(), target, message, reason, None);
+        }
+        reason
+    }
+
+    /// Activates the entity of `key`. Called with the table locked.
+    fn activate(self: &Arc<Self>, key: &Key) -> Result<Addr<A>, SystemError> {
+        let system = self.system.upgrade().ok_or(SystemError::ShuttingDown)?;
+        let link: Arc<dyn Passivation> = Arc::new(EntityLink {
+            kind: Arc::clone(self),
+            key: key.clone(),
+        });
+        let kind = Arc::clone(self);
+        let owned_key = key.clone();
+        let config = self.config;
+        let addr = spawn_with_passivation(
+            &system,
+            &format!("{}/{key}", self.name),
+            Parent::Root,
+            &self.children,
+            move |_| config,
+            move || (kind.factory)(&owned_key),
+            Some((config.passivate_after_value(), link)),
+        )?;
+        self.activations.fetch_add(1, Ordering::Relaxed);
+        Ok(addr)
+    }
+
+    fn offer<E: Event>(self: &Arc<Self>, key: &Key, envelope: Envelope<E>) -> KeyOffer<E>
+    where
+        A: Handles<E>,
+    {
+        let mut table = self.table.lock();
+        let overflow = self.config.mailbox_config().overflow();
+        let capacity = self.config.mailbox_config().capacity();
+        let envelope = match table.get_mut(key) {
+            Some(Slot::Live(addr)) => match addr.cell.mailbox.try_push(envelope, A::wrap) {
+                Ok(pushed) => {
+                    addr.cell.settle(pushed);
+                    return KeyOffer::Taken;
+                }
+                Err(Refused::Full(e)) if overflow == Overflow::Backpressure => {
+                    return KeyOffer::Full(e);
+                }
+                Err(Refused::Full(e)) => return KeyOffer::Rejected(e),
+                // The activation ended (it failed for good): make a new one.
+                Err(Refused::Closed(e)) => e,
+            },
+            Some(Slot::Passivating(pending)) => {
+                if pending.len() < capacity {
+                    pending.push_back(A::wrap(envelope));
+                    return KeyOffer::Taken;
+                }
+                match overflow {
+                    Overflow::Backpressure => return KeyOffer::Full(envelope),
+                    Overflow::Reject => return KeyOffer::Rejected(envelope),
+                    Overflow::DropOldest => {
+                        let oldest = pending.pop_front();
+                        pending.push_back(A::wrap(envelope));
+                        if let Some(oldest) = oldest {
+                            self.refuse(key, oldest, DeadLetterReason::DroppedOldest);
+                        }
+                        return KeyOffer::Taken;
+                    }
+                    Overflow::DropNewest => {
+                        self.refuse(key, A::wrap(envelope), DeadLetterReason::DroppedNewest);
+                        return KeyOffer::Taken;
+                    }
+                }
+            }
+            None => envelope,
+        };
+        match self.activate(key) {
+            Ok(addr) => {
+                let result = addr.cell.mailbox.try_push(envelope, A::wrap);
+                table.insert(key.clone(), Slot::Live(addr.clone()));
+                match result {
+                    Ok(pushed) => {
+                        addr.cell.settle(pushed);
+                        KeyOffer::Taken
+                    }
+                    Err(Refused::Full(e) | Refused::Closed(e)) => KeyOffer::Stopped(e),
+                }
+            }
+            Err(_) => KeyOffer::Stopped(envelope),
+        }
+    }
+
+    /// Waits for room in the live entity of `key`; `Closed` hands the
+    /// envelope back to be offered again (the entity passivated or ended).
+    async fn wait_live<E: Event>(
+        &self,
+        key: &Key,
+        envelope: Envelope<E>,
+    ) -> Result<(), SendError<Envelope<E>>>
+    where
+        A: Handles<E>,
+    {
+        let live = match self.table.lock().get(key) {
+            Some(Slot::Live(addr)) => Some(addr.clone()),
+            _ => None,
+        };
+        match live {
+            Some(addr) => addr.cell.send(envelope, A::wrap).await,
+            None => {
+                // Passivating with a full hold: let the next activation start.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                Err(SendError::Closed(envelope))
+            }
+        }
+    }
+}
+
+/// What an entity's loop reports to its kind.
+struct EntityLink<A: Actor> {
+    kind: Arc<Kind<A>>,
+    key: Key,
+}
+
+impl<A: Actor> Passivation for EntityLink<A> {
+    fn try_passivate(&self, id: u64) -> bool {
+        let mut table = self.kind.table.lock();
+        let Some(slot) = table.get_mut(&self.key) else {
+            return false;
+        };
+        let idle = matches!(slot, Slot::Live(addr) if addr.cell.id == id && addr.cell.mailbox.close_if_idle());
+        if idle {
+            *slot = Slot::Passivating(VecDeque::new());
+            self.kind.passivations.fetch_add(1, Ordering::Relaxed);
+        }
+        idle
+    }
+
+    fn exited(&self, id: u64) {
+        let mut table = self.kind.table.lock();
+        match table.get_mut(&self.key) {
+            Some(Slot::Passivating(pending)) if pending.is_empty() => {
+                table.remove(&self.key);
+            }
+            Some(Slot::Passivating(pending)) => {
+                let pending = std::mem::take(pending);
+                match self.kind.activate(&self.key) {
+                    Ok(addr) => {
+                        for message in pending {
+                            // The hold is no larger than the capacity.
+                            if let Err(Refused::Full(m) | Refused::Closed(m)) =
+                                addr.cell.mailbox.try_push(message, |m| m)
+                            {
+                                self.kind
+                                    .refuse(&self.key, m, DeadLetterReason::ActorStopped);
+                            }
+                        }
+                        table.insert(self.key.clone(), Slot::Live(addr));
+                    }
+                    Err(_) => {
+                        table.remove(&self.key);
+                        for message in pending {
+                            self.kind
+                                .refuse(&self.key, message, DeadLetterReason::ActorStopped);
+                        }
+                    }
+                }
+            }
+            Some(Slot::Live(addr)) if addr.cell.id == id => {
+                table.remove(&self.key);
+            }
+            _ => {}
+        }
+    }
+}
