@@ -447,7 +447,9 @@ impl<A: Actor> Addr<A> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimerId(pub(crate) u64);
 
-type MakeMsg<M> = Box<dyn FnMut() -> M + Send>;
+// Sync too, so that `Context` is `Sync` and `&Context` may live across an
+// `.await` in a handler.
+type MakeMsg<M> = Box<dyn FnMut() -> M + Send + Sync>;
 
 struct Periodic<M> {
     id: u64,
@@ -608,7 +610,7 @@ impl<A: Actor> Context<A> {
     pub fn every<E: Event, F>(&mut self, period: Duration, mut make: F) -> TimerId
     where
         A: Handles<E>,
-        F: FnMut() -> E + Send + 'static,
+        F: FnMut() -> E + Send + Sync + 'static,
     {
         let id = self.next_timer();
         let pending = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -484,10 +484,13 @@ impl<A: Handles<E>, E: Event> Route<E> for GroupRoute<A> {
     }
 }
 
+/// Picks the routing key of an event for one keyed subscription.
+pub(crate) type KeyOf<E> = Box<dyn Fn(&E) -> Option<Key> + Send + Sync>;
+
 /// A keyed subscription: one entity per key.
 pub(crate) struct KeyedRoute<A: Actor, E> {
     pub(crate) entities: Entities<A>,
-    pub(crate) key: Box<dyn Fn(&E) -> Option<Key> + Send + Sync>,
+    pub(crate) key: KeyOf<E>,
     pub(crate) key_name: String,
 }
 

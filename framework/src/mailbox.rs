@@ -345,6 +345,15 @@ impl<M> Mailbox<M> {
         true
     }
 
+    /// Marks the owner busy outside any message (stopping, passivating), so
+    /// that `settled` waits for it.
+    pub(crate) fn mark_busy(&self) {
+        let mut state = self.state.lock();
+        if state.running.is_none() {
+            state.running = Some(false);
+        }
+    }
+
     /// Counts a refusal made outside `push` (a `try_tell` under back-pressure).
     pub(crate) fn note_rejected(&self) {
         self.state.lock().rejected += 1;

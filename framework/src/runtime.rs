@@ -432,6 +432,8 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                         Guarded::Panicked(p) => End::Failed(format!("start panicked: {p}")),
                         Guarded::Cancelled => End::Cancelled,
                     };
+                    // Stopping, passivating or restarting is work `settled` waits for.
+                    cell.mailbox.mark_busy();
                     self.cx.children.stop_all().await;
                     if matches!(
                         end,
@@ -490,12 +492,15 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
         for message in cell.mailbox.close() {
             cell.dead_letter(message, reason, None);
         }
-        cell.mailbox.retire();
-        self.siblings.remove(cell.id);
-        self.cx.system.deregister(cell.id);
+        // Before this actor stops counting as busy: an entity's next
+        // activation (holding what arrived while it passivated) is started
+        // first, so `settled` never sees a gap between the two.
         if let Some((_, passivation)) = &self.passivation {
             passivation.exited(cell.id);
         }
+        cell.mailbox.retire();
+        self.siblings.remove(cell.id);
+        self.cx.system.deregister(cell.id);
         cell.core.went_idle();
     }
 

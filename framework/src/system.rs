@@ -591,8 +591,8 @@ impl System {
             .registry
             .lock()
             .lanes
-            .iter()
-            .map(|(_, l)| l.clone())
+            .values()
+            .cloned()
             .collect();
         lanes.iter().map(|l| l.gauges()).collect()
     }
@@ -690,8 +690,8 @@ impl System {
                 .registry
                 .lock()
                 .lanes
-                .iter()
-                .map(|(_, l)| l.clone())
+                .values()
+                .cloned()
                 .collect();
             for lane in lanes {
                 lane.cancel();

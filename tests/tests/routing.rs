@@ -1,0 +1,831 @@
+//! The bus, entities, groups and dead letters (DESIGN.md: `bus`, `entity`,
+//! `dead_letters`). Each test names the sentence it keeps.
+
+// In tests, an unwrap that fails is a test failure with its message.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Counter, log};
+use mercato::{
+    Actor, Context, DeadLetterReason, EventId, HandlerError, Key, Overflow, PublishError, Refusal,
+    SubscriptionKind, System,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// An order, keyed by its id by default.
+pub struct OrderPlaced {
+    /// The default key.
+    pub order_id: u64,
+    /// Another key, for keyed subscriptions by SKU.
+    pub sku: u32,
+    /// A sequence number.
+    pub n: u32,
+}
+
+impl mercato::Event for OrderPlaced {
+    const NAME: &'static str = "test.order_placed";
+    const VERSION: u32 = 1;
+    fn key(&self) -> Option<Key> {
+        Some(self.order_id.into())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// An event nobody subscribes to.
+pub struct Unheard;
+
+impl mercato::Event for Unheard {
+    const NAME: &'static str = "test.unheard";
+    const VERSION: u32 = 1;
+}
+
+type Seen = common::parking_lot_free::Log<(String, u64, u32, EventId, Option<EventId>)>;
+
+/// Records what it handles under its name; republishes `n > 100` as `n - 100`.
+struct Listener {
+    name: String,
+    seen: Seen,
+}
+
+message_enum!(ListenerMsg for Listener {
+    tell Placed(OrderPlaced),
+});
+
+impl Actor for Listener {
+    type Msg = ListenerMsg;
+    async fn handle(
+        &mut self,
+        msg: &mut ListenerMsg,
+        cx: &mut Context<Self>,
+    ) -> Result<(), HandlerError> {
+        let ListenerMsg::Placed(e) = msg;
+        let meta = e.meta();
+        self.seen.push((
+            self.name.clone(),
+            e.order_id,
+            e.n,
+            meta.correlation_id(),
+            meta.causation_id(),
+        ));
+        if e.n > 100 && self.name == "audit" {
+            cx.publish(OrderPlaced {
+                n: e.n - 100,
+                ..**e
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+fn listener(
+    system: &System,
+    name: &'static str,
+    seen: &Seen,
+    configure: impl FnOnce(mercato::ActorConfig) -> mercato::ActorConfig,
+) -> mercato::Addr<Listener> {
+    let s = seen.clone();
+    let addr = system
+        .spawn_with(name, configure, move || Listener {
+            name: name.to_owned(),
+            seen: s.clone(),
+        })
+        .unwrap();
+    system.subscribe::<OrderPlaced, _>(&addr).unwrap();
+    addr
+}
+
+#[tokio::test(start_paused = true)]
+async fn bus_broadcast_every_subscribing_actor_gets_it_and_a_handler_publish_is_linked() {
+    let system = System::builder().build().unwrap();
+    let seen = log();
+    listener(&system, "audit", &seen, |c| c);
+    listener(&system, "mail", &seen, |c| c);
+    let published = system
+        .publish(OrderPlaced {
+            order_id: 1,
+            sku: 9,
+            n: 101,
+        })
+        .await
+        .unwrap();
+    assert_eq!(published.delivered, 2);
+    system.settled().await;
+    let seen = seen.take();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    let first: Vec<_> = seen.iter().filter(|s| s.2 == 101).collect();
+    let second: Vec<_> = seen.iter().filter(|s| s.2 == 1).collect();
+    assert_eq!(first.len(), 2);
+    assert_eq!(second.len(), 2);
+    // The publish from audit's handler keeps the correlation and names its cause.
+    let root = first[0].3;
+    assert!(first.iter().all(|s| s.3 == root && s.4.is_none()));
+    assert!(
+        second.iter().all(|s| s.3 == root && s.4 == Some(root)),
+        "{second:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dead_letters_an_event_without_subscribers_is_a_dead_letter() {
+    let system = System::builder().build().unwrap();
+    let mut stream = system.dead_letters().subscribe();
+    let published = system.publish(Unheard).await.unwrap();
+    assert_eq!(published.delivered, 0);
+    assert_eq!(
+        system.dead_letters().count(DeadLetterReason::NoSubscriber),
+        1
+    );
+    let letter = stream.next().await.unwrap().unwrap();
+    assert_eq!(letter.reason(), DeadLetterReason::NoSubscriber);
+    assert_eq!(letter.payload::<Unheard>(), Some(&Unheard));
+}
+
+#[tokio::test(start_paused = true)]
+async fn bus_a_fan_out_some_subscribers_refuse_names_them_and_dead_letters_their_copies() {
+    let system = System::builder().build().unwrap();
+    let seen = log();
+    let strict = listener(&system, "strict", &seen, |c| {
+        c.capacity(1).overflow(Overflow::Reject)
+    });
+    listener(&system, "relaxed", &seen, |c| c.capacity(100));
+    // Fill strict: it has not run yet on paused time, so its one slot stays taken.
+    system
+        .publish(OrderPlaced {
+            order_id: 1,
+            sku: 1,
+            n: 1,
+        })
+        .await
+        .unwrap();
+    let err = system
+        .publish(OrderPlaced {
+            order_id: 2,
+            sku: 1,
+            n: 2,
+        })
+        .await
+        .unwrap_err();
+    match &err {
+        PublishError::Refused { refused, delivered } => {
+            assert_eq!(*delivered, 1);
+            assert_eq!(refused.len(), 1);
+            assert_eq!(refused[0].subscriber, "strict");
+            assert_eq!(refused[0].reason, DeadLetterReason::Rejected);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(err.to_string().contains("strict (rejected)"), "{err}");
+    system.settled().await;
+    assert_eq!(strict.gauges().processed, 1);
+    let letters = system.dead_letters().recent();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].target(), "strict");
+    assert_eq!(letters[0].payload::<OrderPlaced>().unwrap().n, 2);
+    // 2 published × 2 subscribers = 3 handled + 1 dead-lettered.
+    assert_eq!(
+        seen.len() as u64 + system.dead_letters().counts().total(),
+        4
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn bus_subscribing_twice_the_same_way_is_refused() {
+    let system = System::builder().build().unwrap();
+    let addr = listener(&system, "once", &log(), |c| c);
+    let err = system.subscribe::<OrderPlaced, _>(&addr).unwrap_err();
+    assert!(err.to_string().contains("already subscribed"), "{err}");
+    let subscriptions = system.subscriptions();
+    assert_eq!(subscriptions.len(), 1);
+    assert_eq!(
+        (
+            subscriptions[0].event,
+            subscriptions[0].subscriber.as_str(),
+            &subscriptions[0].kind
+        ),
+        ("test.order_placed", "once", &SubscriptionKind::Broadcast)
+    );
+}
+
+// ------------------------------------------------------------------ entities
+
+/// An entity that records (its key, its activation number, what it saw).
+struct Ledger {
+    key: Key,
+    activation: u32,
+    seen: common::parking_lot_free::Log<(Key, u32, u32)>,
+    live: Arc<AtomicI32>,
+    slow_stop: Duration,
+    fail_on: Option<u32>,
+    failed: bool,
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+message_enum!(LedgerMsg for Ledger {
+    tell Placed(OrderPlaced),
+});
+
+impl Actor for Ledger {
+    type Msg = LedgerMsg;
+    async fn handle(
+        &mut self,
+        msg: &mut LedgerMsg,
+        _cx: &mut Context<Self>,
+    ) -> Result<(), HandlerError> {
+        let LedgerMsg::Placed(e) = msg;
+        if self.fail_on == Some(e.n) && !self.failed {
+            self.failed = true;
+            return Err("ledger fails once".into());
+        }
+        self.seen.push((self.key.clone(), self.activation, e.n));
+        Ok(())
+    }
+    async fn stopping(&mut self, _cx: &mut Context<Self>) {
+        tokio::time::sleep(self.slow_stop).await;
+    }
+}
+
+struct LedgerKit {
+    seen: common::parking_lot_free::Log<(Key, u32, u32)>,
+    activations: Arc<Mutex<HashMap<Key, u32>>>,
+    live: Arc<AtomicI32>,
+    max_live: Arc<AtomicI32>,
+}
+
+fn ledger_kind(
+    system: &System,
+    idle: Duration,
+    slow_stop: Duration,
+    fail_on: Option<u32>,
+) -> (mercato::Entities<Ledger>, LedgerKit) {
+    named_ledger_kind(system, "ledger", idle, slow_stop, fail_on)
+}
+
+fn named_ledger_kind(
+    system: &System,
+    name: &str,
+    idle: Duration,
+    slow_stop: Duration,
+    fail_on: Option<u32>,
+) -> (mercato::Entities<Ledger>, LedgerKit) {
+    let kit = LedgerKit {
+        seen: log(),
+        activations: Arc::default(),
+        live: Arc::default(),
+        max_live: Arc::default(),
+    };
+    let (seen, activations, live, max_live) = (
+        kit.seen.clone(),
+        kit.activations.clone(),
+        kit.live.clone(),
+        kit.max_live.clone(),
+    );
+    let entities = system
+        .entities_with(
+            name,
+            |c| c.passivate_after(idle).capacity(64),
+            move |key: &Key| {
+                let n = {
+                    let mut a = activations.lock().unwrap();
+                    let n = a.entry(key.clone()).or_default();
+                    *n += 1;
+                    *n
+                };
+                let now = live.fetch_add(1, Ordering::SeqCst) + 1;
+                max_live.fetch_max(now, Ordering::SeqCst);
+                Ledger {
+                    key: key.clone(),
+                    activation: n,
+                    seen: seen.clone(),
+                    live: live.clone(),
+                    slow_stop,
+                    fail_on,
+                    failed: false,
+                }
+            },
+        )
+        .unwrap();
+    (entities, kit)
+}
+
+#[tokio::test(start_paused = true)]
+async fn entity_activated_on_first_event_passivated_when_idle_and_reactivated_fresh() {
+    let system = System::builder().build().unwrap();
+    let (ledgers, kit) = ledger_kind(&system, Duration::from_secs(30), Duration::ZERO, None);
+    system.subscribe_keyed::<OrderPlaced, _>(&ledgers).unwrap();
+    assert_eq!(
+        ledgers.gauges().live,
+        0,
+        "nothing is activated before its first event"
+    );
+    for (order_id, n) in [(1, 1), (2, 2), (1, 3)] {
+        system
+            .publish(OrderPlaced {
+                order_id,
+                sku: 0,
+                n,
+            })
+            .await
+            .unwrap();
+    }
+    system.settled().await;
+    let g = ledgers.gauges();
+    assert_eq!(
+        (g.live, g.activations, g.passivations, g.processed),
+        (2, 2, 0, 3)
+    );
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    system.settled().await;
+    let g = ledgers.gauges();
+    assert_eq!((g.live, g.activations, g.passivations), (0, 2, 2));
+    assert!(
+        system.mailboxes().is_empty(),
+        "passivated entities are gone"
+    );
+    system
+        .publish(OrderPlaced {
+            order_id: 1,
+            sku: 0,
+            n: 4,
+        })
+        .await
+        .unwrap();
+    system.settled().await;
+    assert_eq!(ledgers.gauges().activations, 3);
+    let mut seen = kit.seen.take();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (Key::from(1u64), 1, 1),
+            (Key::from(1u64), 1, 3),
+            (Key::from(1u64), 2, 4),
+            (Key::from(2u64), 1, 2)
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn entity_no_message_is_lost_across_passivation() {
+    let system = System::builder().build().unwrap();
+    // Passivation takes 5 s (a slow `stopping` hook): messages arrive meanwhile.
+    let (ledgers, kit) = ledger_kind(
+        &system,
+        Duration::from_secs(10),
+        Duration::from_secs(5),
+        None,
+    );
+    system.subscribe_keyed::<OrderPlaced, _>(&ledgers).unwrap();
+    system
+        .publish(OrderPlaced {
+            order_id: 7,
+            sku: 0,
+            n: 1,
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(12)).await; // idle: passivating now
+    let g = ledgers.gauges();
+    assert_eq!((g.live, g.passivating), (0, 1), "passivating at this point");
+    for n in 2..=4 {
+        system
+            .publish(OrderPlaced {
+                order_id: 7,
+                sku: 0,
+                n,
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(ledgers.gauges().depth, 3, "held for the next activation");
+    system.settled().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    system.settled().await;
+    let seen = kit.seen.take();
+    assert_eq!(
+        seen,
+        vec![
+            (Key::from(7u64), 1, 1),
+            (Key::from(7u64), 2, 2),
+            (Key::from(7u64), 2, 3),
+            (Key::from(7u64), 2, 4)
+        ],
+        "delivered once each, to the next activation, in order"
+    );
+    assert_eq!(
+        kit.max_live.load(Ordering::SeqCst),
+        1,
+        "never two live activations of one key"
+    );
+    assert_eq!(system.dead_letters().counts().total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entity_at_most_one_live_activation_per_key_under_concurrent_publishers() {
+    let system = System::builder().build().unwrap();
+    let (ledgers, kit) = ledger_kind(&system, Duration::from_millis(2), Duration::ZERO, None);
+    system.subscribe_keyed::<OrderPlaced, _>(&ledgers).unwrap();
+    let publishers: Vec<_> = (0..4u32)
+        .map(|p| {
+            let system = system.clone();
+            tokio::spawn(async move {
+                for i in 0..500u32 {
+                    let order_id = u64::from(i % 10);
+                    system
+                        .publish(OrderPlaced {
+                            order_id,
+                            sku: p,
+                            n: p * 1000 + i,
+                        })
+                        .await
+                        .unwrap();
+                    if i % 50 == 0 {
+                        tokio::time::sleep(Duration::from_millis(3)).await; // let some passivate
+                    }
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.await.unwrap();
+    }
+    system.settled().await;
+    let seen = kit.seen.take();
+    assert_eq!(
+        system.dead_letters().counts().total(),
+        0,
+        "{:?}",
+        system.dead_letters().recent()
+    );
+    assert_eq!(seen.len(), 2000, "every event handled once");
+    // Per publisher and key, publish order.
+    for p in 0..4u32 {
+        for key in 0..10u64 {
+            let ns: Vec<u32> = seen
+                .iter()
+                .filter(|(k, _, n)| *k == Key::from(key) && n / 1000 == p)
+                .map(|(_, _, n)| *n)
+                .collect();
+            assert!(
+                ns.windows(2).all(|w| w[0] < w[1]),
+                "publisher {p}, key {key}: {ns:?}"
+            );
+        }
+    }
+    // At most one live activation per key at any moment: the activation
+    // numbers a key's messages saw never go back.
+    for key in 0..10u64 {
+        let acts: Vec<u32> = seen
+            .iter()
+            .filter(|(k, _, _)| *k == Key::from(key))
+            .map(|(_, a, _)| *a)
+            .collect();
+        assert!(
+            acts.windows(2).all(|w| w[0] <= w[1]),
+            "key {key} went back to an older activation"
+        );
+    }
+    let g = ledgers.gauges();
+    assert_eq!(g.activations, g.passivations + g.live as u64);
+    assert!(kit.live.load(Ordering::SeqCst) <= 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn entity_one_event_reaches_an_order_by_order_id_and_an_inventory_by_sku() {
+    let system = System::builder().build().unwrap();
+    let (orders, order_kit) = named_ledger_kind(
+        &system,
+        "order",
+        Duration::from_secs(60),
+        Duration::ZERO,
+        None,
+    );
+    let (stock, stock_kit) = named_ledger_kind(
+        &system,
+        "inventory",
+        Duration::from_secs(60),
+        Duration::ZERO,
+        None,
+    );
+    system.subscribe_keyed::<OrderPlaced, _>(&orders).unwrap();
+    system
+        .subscribe_keyed_by::<OrderPlaced, _>(&stock, "sku", |e| Some(Key::from(e.sku)))
+        .unwrap();
+    for order_id in [1, 2] {
+        system
+            .publish(OrderPlaced {
+                order_id,
+                sku: 50,
+                n: order_id as u32,
+            })
+            .await
+            .unwrap();
+    }
+    system.settled().await;
+    assert_eq!(orders.gauges().activations, 2);
+    assert_eq!(stock.gauges().activations, 1);
+    assert_eq!(
+        order_kit.seen.take(),
+        vec![(Key::from(1u64), 1, 1), (Key::from(2u64), 1, 2)]
+    );
+    assert_eq!(
+        stock_kit.seen.take(),
+        vec![(Key::from(50u32), 1, 1), (Key::from(50u32), 1, 2)]
+    );
+    let kinds: Vec<SubscriptionKind> = system.subscriptions().into_iter().map(|s| s.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            SubscriptionKind::Keyed {
+                key: "default".into()
+            },
+            SubscriptionKind::Keyed { key: "sku".into() }
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn entity_restart_intensity_is_counted_per_key() {
+    let system = System::builder().build().unwrap();
+    let (ledgers, kit) = ledger_kind(&system, Duration::from_secs(60), Duration::ZERO, Some(2));
+    system.subscribe_keyed::<OrderPlaced, _>(&ledgers).unwrap();
+    for order_id in 0..3 {
+        system
+            .publish(OrderPlaced {
+                order_id,
+                sku: 0,
+                n: 2,
+            })
+            .await
+            .unwrap();
+    }
+    system.settled().await;
+    // Each key failed once and was retried in place: all handled.
+    assert_eq!(kit.seen.len(), 3);
+    assert_eq!(system.dead_letters().counts().total(), 0);
+}
+
+// ------------------------------------------------------------------ groups
+
+#[tokio::test(start_paused = true)]
+async fn group_competing_consumers_each_event_goes_to_one_member() {
+    let system = System::builder().build().unwrap();
+    let seen = log();
+    let s = seen.clone();
+    let members = Counter::default();
+    let m = members.clone();
+    let group = system
+        .spawn_group_with(
+            "payments",
+            3,
+            |c| c.capacity(4),
+            move || Listener {
+                name: format!("payment-{}", m.bump()),
+                seen: s.clone(),
+            },
+        )
+        .unwrap();
+    system.subscribe_group::<OrderPlaced, _>(&group).unwrap();
+    for n in 0..30 {
+        system
+            .publish(OrderPlaced {
+                order_id: n.into(),
+                sku: 0,
+                n,
+            })
+            .await
+            .unwrap();
+    }
+    system.settled().await;
+    let seen = seen.take();
+    assert_eq!(seen.len(), 30, "each event handled exactly once");
+    let mut ns: Vec<u32> = seen.iter().map(|s| s.2).collect();
+    ns.sort_unstable();
+    assert_eq!(ns, (0..30).collect::<Vec<_>>());
+    let per_member: Vec<u64> = group.gauges().iter().map(|g| g.processed).collect();
+    assert_eq!(per_member.iter().sum::<u64>(), 30);
+    assert!(
+        per_member.iter().all(|p| *p > 0),
+        "the work was shared: {per_member:?}"
+    );
+    assert!(
+        matches!(system.spawn_group("empty", 0, || Listener { name: String::new(), seen: log() }), Err(mercato::SystemError::Config(e)) if e.field() == "group.size")
+    );
+}
+
+// ------------------------------------------------------------------ deadlines
+
+/// Forwards every number to its peer (a cycle), `hops` times in all.
+struct Ping {
+    peer: Arc<Mutex<Option<mercato::Addr<Ping>>>>,
+    handled: Arc<AtomicU32>,
+}
+
+message_enum!(PingMsg for Ping {
+    tell Placed(OrderPlaced),
+});
+
+impl Actor for Ping {
+    type Msg = PingMsg;
+    async fn handle(
+        &mut self,
+        msg: &mut PingMsg,
+        _cx: &mut Context<Self>,
+    ) -> Result<(), HandlerError> {
+        let PingMsg::Placed(e) = msg;
+        self.handled.fetch_add(1, Ordering::SeqCst);
+        let peer = self.peer.lock().unwrap().clone();
+        if let (Some(peer), true) = (peer, e.n > 0) {
+            // Every message forwards two: the cycle fills both mailboxes.
+            let _ = peer.tell(OrderPlaced { n: e.n - 1, ..**e }).await;
+            let _ = peer.tell(OrderPlaced { n: e.n - 1, ..**e }).await;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn bus_a_back_pressure_cycle_ends_in_dead_letters_not_a_deadlock() {
+    let system = System::builder()
+        .send_deadline(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let handled = Arc::new(AtomicU32::new(0));
+    let (a_peer, b_peer) = (Arc::new(Mutex::new(None)), Arc::new(Mutex::new(None)));
+    let (h, p) = (handled.clone(), a_peer.clone());
+    let a = system
+        .spawn_with(
+            "a",
+            |c| c.capacity(1),
+            move || Ping {
+                peer: p.clone(),
+                handled: h.clone(),
+            },
+        )
+        .unwrap();
+    let (h, p) = (handled.clone(), b_peer.clone());
+    let b = system
+        .spawn_with(
+            "b",
+            |c| c.capacity(1),
+            move || Ping {
+                peer: p.clone(),
+                handled: h.clone(),
+            },
+        )
+        .unwrap();
+    *a_peer.lock().unwrap() = Some(b.clone());
+    *b_peer.lock().unwrap() = Some(a.clone());
+    a.tell(OrderPlaced {
+        order_id: 0,
+        sku: 0,
+        n: 6,
+    })
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(3600), system.settled())
+        .await
+        .expect("the cycle ended instead of deadlocking");
+    let dead = system
+        .dead_letters()
+        .count(DeadLetterReason::DeadlineExceeded);
+    assert!(dead > 0, "some sends hit the deadline");
+    // 1 sent from outside + 2 per handled message with n > 0 = handled + dead.
+    let handled = u64::from(handled.load(Ordering::SeqCst));
+    let letters = system.dead_letters().recent();
+    assert!(
+        letters
+            .iter()
+            .all(|l| l.reason() == DeadLetterReason::DeadlineExceeded)
+    );
+    assert!(handled + dead > 1);
+}
+
+// ------------------------------------------------------------------ publish × policy
+
+async fn publish_matrix(policy: Overflow) -> (Vec<u32>, u64, Vec<Refusal>) {
+    let system = System::builder().build().unwrap();
+    let (gate, rx) = tokio::sync::watch::channel(false);
+    /// Waits for the gate before handling anything.
+    struct Gated {
+        gate: tokio::sync::watch::Receiver<bool>,
+        seen: common::parking_lot_free::Log<u32>,
+    }
+    message_enum!(GatedMsg for Gated {
+        tell Placed(OrderPlaced),
+    });
+    impl Actor for Gated {
+        type Msg = GatedMsg;
+        async fn handle(
+            &mut self,
+            msg: &mut GatedMsg,
+            _cx: &mut Context<Self>,
+        ) -> Result<(), HandlerError> {
+            let GatedMsg::Placed(e) = msg;
+            self.gate.wait_for(|open| *open).await?;
+            self.seen.push(e.n);
+            Ok(())
+        }
+    }
+    let seen = log();
+    let s = seen.clone();
+    let addr = system
+        .spawn_with(
+            "gated",
+            |c| c.capacity(2).overflow(policy),
+            move || Gated {
+                gate: rx.clone(),
+                seen: s.clone(),
+            },
+        )
+        .unwrap();
+    system.subscribe::<OrderPlaced, _>(&addr).unwrap();
+    let mut refused = Vec::new();
+    let publisher = {
+        let system = system.clone();
+        tokio::spawn(async move {
+            let mut refused = Vec::new();
+            for n in 0..5 {
+                if let Err(PublishError::Refused { refused: r, .. }) = system
+                    .publish(OrderPlaced {
+                        order_id: 0,
+                        sku: 0,
+                        n,
+                    })
+                    .await
+                {
+                    refused.extend(r);
+                }
+                tokio::task::yield_now().await;
+            }
+            refused
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    if policy == Overflow::Backpressure {
+        assert!(
+            !publisher.is_finished(),
+            "the publisher feels the full subscriber"
+        );
+    }
+    gate.send_replace(true);
+    refused.extend(publisher.await.unwrap());
+    system.settled().await;
+    let g = addr.gauges();
+    let dead = system.dead_letters().counts();
+    assert_eq!(
+        g.dropped,
+        dead.get(DeadLetterReason::DroppedOldest) + dead.get(DeadLetterReason::DroppedNewest)
+    );
+    assert_eq!(refused.len() as u64, dead.get(DeadLetterReason::Rejected));
+    // published × matching subscribers = handled + dead-lettered.
+    assert_eq!(5, seen.len() as u64 + dead.total());
+    (seen.take(), dead.total(), refused)
+}
+
+#[tokio::test(start_paused = true)]
+async fn publish_matrix_backpressure_waits_and_delivers_all() {
+    assert_eq!(
+        publish_matrix(Overflow::Backpressure).await,
+        (vec![0, 1, 2, 3, 4], 0, vec![])
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn publish_matrix_reject_dead_letters_the_refused_copies_and_names_the_subscriber() {
+    let (seen, dead, refused) = publish_matrix(Overflow::Reject).await;
+    assert_eq!((seen, dead), (vec![0, 1, 2], 2));
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.subscriber == "gated" && r.reason == DeadLetterReason::Rejected)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn publish_matrix_drop_oldest_dead_letters_the_evicted() {
+    assert_eq!(
+        publish_matrix(Overflow::DropOldest).await,
+        (vec![0, 3, 4], 2, vec![])
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn publish_matrix_drop_newest_dead_letters_the_new() {
+    assert_eq!(
+        publish_matrix(Overflow::DropNewest).await,
+        (vec![0, 1, 2], 2, vec![])
+    );
+}
