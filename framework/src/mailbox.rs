@@ -236,9 +236,61 @@ struct State<M> {
     processed: u64,
     rejected: u64,
     dropped: u64,
-    /// Bumped on every push and every receive: two equal readings with an
-    /// idle receiver in between mean nothing moved (see `System::settled`).
+    /// Bumped on every push and every receive.
     activity: u64,
+    /// Whether this mailbox is counted in its `Busy` now.
+    counted_busy: bool,
+}
+
+impl<M> State<M> {
+    fn has_work(&self) -> bool {
+        self.running.is_some() || !self.queue.is_empty() || !self.control.is_empty()
+    }
+}
+
+/// Counts the mailboxes whose owner has work to do (something queued, or a
+/// message or hook running) and wakes [`Busy::settled`] when none has. The
+/// count changes only when an owner goes from idle to busy or back, not per
+/// message.
+#[derive(Debug, Default)]
+pub(crate) struct Busy {
+    count: std::sync::atomic::AtomicUsize,
+    waiters: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl Busy {
+    fn up(&self) {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn down(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.count.fetch_sub(1, SeqCst) == 1 && self.waiters.load(SeqCst) > 0 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Waits until no owner has work.
+    pub(crate) async fn settled(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, SeqCst);
+            }
+        }
+        self.waiters.fetch_add(1, SeqCst);
+        let _waiting = Waiting(&self.waiters);
+        loop {
+            let mut notified = std::pin::pin!(self.idle.notified());
+            notified.as_mut().enable();
+            if self.count.load(SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// A bounded multi-producer, single-consumer queue with a control lane.
@@ -246,6 +298,7 @@ pub(crate) struct Mailbox<M> {
     state: Mutex<State<M>>,
     capacity: usize,
     overflow: Overflow,
+    busy: Option<std::sync::Arc<Busy>>,
 }
 
 impl<M> fmt::Debug for Mailbox<M> {
@@ -279,9 +332,40 @@ impl<M> Mailbox<M> {
                 rejected: 0,
                 dropped: 0,
                 activity: 0,
+                counted_busy: false,
             }),
             capacity: config.capacity,
             overflow: config.overflow,
+            busy: None,
+        }
+    }
+
+    /// A mailbox counted in `busy` while its owner has work.
+    pub(crate) fn counted(config: MailboxConfig, busy: std::sync::Arc<Busy>) -> Self {
+        let mailbox = Mailbox {
+            busy: Some(busy),
+            ..Self::new(config)
+        };
+        // Count the owner's start as work from the outset.
+        drop(mailbox.lock());
+        mailbox
+    }
+
+    /// Locks the state; unlocking brings the `Busy` count in line with it.
+    fn lock(&self) -> Locked<'_, M> {
+        Locked {
+            mailbox: self,
+            state: self.state.lock(),
+        }
+    }
+
+    /// Brings the `Busy` count in line with the state, under its lock.
+    fn account(&self, state: &mut State<M>) {
+        let Some(busy) = &self.busy else { return };
+        let has_work = state.has_work();
+        if has_work != state.counted_busy {
+            state.counted_busy = has_work;
+            if has_work { busy.up() } else { busy.down() }
         }
     }
 
@@ -297,8 +381,8 @@ impl<M> Mailbox<M> {
         wrap: impl FnOnce(T) -> M,
     ) -> Result<Pushed<M>, Refused<T>> {
         let (result, waker) = {
-            let mut state = self.state.lock();
-            match self.push_locked(&mut state, value, wrap, None) {
+            let mut state = self.lock();
+            match self.push_locked(&mut *state, value, wrap, None) {
                 Attempt::Done(result, waker) => (result, waker),
                 Attempt::Wait(value) => (Err(Refused::Full(value)), None),
             }
@@ -313,7 +397,7 @@ impl<M> Mailbox<M> {
     /// evicted or counted as rejected. For choosing among a group's members.
     pub(crate) fn try_push_if_room<T>(&self, value: T, wrap: impl FnOnce(T) -> M) -> Result<(), T> {
         let waker = {
-            let mut state = self.state.lock();
+            let mut state = self.lock();
             if state.closed || state.queue.len() >= self.capacity {
                 return Err(value);
             }
@@ -332,7 +416,7 @@ impl<M> Mailbox<M> {
     /// Closes intake if nothing is queued or running: an idle entity
     /// passivating. `false` when a message slipped in first.
     pub(crate) fn close_if_idle(&self) -> bool {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         if state.closed
             || !state.queue.is_empty()
             || !state.control.is_empty()
@@ -348,7 +432,7 @@ impl<M> Mailbox<M> {
     /// Marks the owner busy outside any message (stopping, passivating), so
     /// that `settled` waits for it.
     pub(crate) fn mark_busy(&self) {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         if state.running.is_none() {
             state.running = Some(false);
         }
@@ -356,7 +440,7 @@ impl<M> Mailbox<M> {
 
     /// Counts a refusal made outside `push` (a `try_tell` under back-pressure).
     pub(crate) fn note_rejected(&self) {
-        self.state.lock().rejected += 1;
+        self.lock().rejected += 1;
     }
 
     /// Pushes, waiting for room when the policy is `Backpressure`.
@@ -419,7 +503,7 @@ impl<M> Mailbox<M> {
     /// the receiver is gone.
     pub(crate) fn push_control(&self, control: Control) -> bool {
         let waker = {
-            let mut state = self.state.lock();
+            let mut state = self.lock();
             if state.retired {
                 return false;
             }
@@ -436,7 +520,7 @@ impl<M> Mailbox<M> {
     /// Asks the receiver to cancel the handler now running.
     pub(crate) fn cancel(&self) {
         let waker = {
-            let mut state = self.state.lock();
+            let mut state = self.lock();
             state.cancel = true;
             state.receiver.take()
         };
@@ -447,7 +531,7 @@ impl<M> Mailbox<M> {
 
     /// Whether cancellation was asked for; registers the waker otherwise.
     pub(crate) fn poll_cancelled(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         if state.cancel {
             Poll::Ready(())
         } else {
@@ -458,13 +542,13 @@ impl<M> Mailbox<M> {
 
     /// Whether cancellation was asked for.
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.state.lock().cancel
+        self.lock().cancel
     }
 
     /// Finishes the previous item, then takes the next: control first.
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Received<M>> {
         let (item, waker) = {
-            let mut state = self.state.lock();
+            let mut state = self.lock();
             state.finish_locked();
             let item = if let Some(control) = state.control.pop_front() {
                 Received::Control(control)
@@ -493,7 +577,7 @@ impl<M> Mailbox<M> {
     /// waiting senders wake. Returns what was queued, in order.
     pub(crate) fn close(&self) -> VecDeque<M> {
         let (queued, waiters) = {
-            let mut state = self.state.lock();
+            let mut state = self.lock();
             state.closed = true;
             state.activity += 1;
             (
@@ -509,7 +593,7 @@ impl<M> Mailbox<M> {
 
     /// Marks the receiver gone for good: control pushes now fail.
     pub(crate) fn retire(&self) {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         state.finish_locked();
         state.closed = true;
         state.retired = true;
@@ -518,21 +602,11 @@ impl<M> Mailbox<M> {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.state.lock().closed
-    }
-
-    /// `(depth + control queued, running, activity)` for `settled`.
-    pub(crate) fn probe(&self) -> (usize, bool, u64) {
-        let state = self.state.lock();
-        (
-            state.queue.len() + state.control.len(),
-            state.running.is_some(),
-            state.activity,
-        )
+        self.lock().closed
     }
 
     pub(crate) fn gauges(&self, actor: &str) -> MailboxGauges {
-        let state = self.state.lock();
+        let state = self.lock();
         MailboxGauges {
             actor: actor.to_owned(),
             capacity: self.capacity,
@@ -548,7 +622,7 @@ impl<M> Mailbox<M> {
 
     fn forget_waiter(&self, id: u64) {
         let waker = {
-            let mut state = self.state.lock();
+            let mut state = self.lock();
             if let Some(pos) = state.waiting_senders.iter().position(|(w, _)| *w == id) {
                 state.waiting_senders.remove(pos);
                 None
@@ -575,6 +649,31 @@ impl<M> State<M> {
     }
 }
 
+/// The locked state of a mailbox; see [`Mailbox::lock`].
+struct Locked<'a, M> {
+    mailbox: &'a Mailbox<M>,
+    state: crate::sync::MutexGuard<'a, State<M>>,
+}
+
+impl<M> std::ops::Deref for Locked<'_, M> {
+    type Target = State<M>;
+    fn deref(&self) -> &State<M> {
+        &self.state
+    }
+}
+
+impl<M> std::ops::DerefMut for Locked<'_, M> {
+    fn deref_mut(&mut self) -> &mut State<M> {
+        &mut self.state
+    }
+}
+
+impl<M> Drop for Locked<'_, M> {
+    fn drop(&mut self) {
+        self.mailbox.account(&mut self.state);
+    }
+}
+
 enum Attempt<M, T> {
     Done(Result<Pushed<M>, Refused<T>>, Option<Waker>),
     Wait(T),
@@ -598,7 +697,7 @@ impl<M, T, W: FnOnce(T) -> M> Future for Push<'_, M, T, W> {
             panic!("`Push` polled after completion");
         };
         let (result, waker) = {
-            let mut state = this.mailbox.state.lock();
+            let mut state = this.mailbox.lock();
             let id = match this.waiter.take() {
                 Some(old) => {
                     // Still registered from an earlier poll: take it out
@@ -617,7 +716,7 @@ impl<M, T, W: FnOnce(T) -> M> Future for Push<'_, M, T, W> {
             // it is moved through a slot that push_locked can consume.
             let mut wrap = Some(wrap);
             let attempt = this.mailbox.push_locked(
-                &mut state,
+                &mut *state,
                 value,
                 |v| (wrap.take().expect("wrap called once"))(v),
                 Some((id, cx.waker())),

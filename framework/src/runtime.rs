@@ -6,7 +6,7 @@ use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use crate::actor::{Actor, Addr, Context, Message, Timers, cause_of};
 use crate::dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};
 use crate::error::SystemError;
 use crate::event::Cause;
-use crate::mailbox::{Control, Mailbox, MailboxGauges, Pushed, Received, Refused};
+use crate::mailbox::{Busy, Control, Mailbox, MailboxGauges, Pushed, Received, Refused};
 use crate::supervise::{Restart, RestartWindow, Rng};
 use crate::system::{ActorConfig, Children, Parent, ShutdownReason, System, Undelivered};
 
@@ -52,22 +52,13 @@ pub(crate) struct Core {
     pub(crate) timers: AtomicBool,
     pub(crate) dead_letters: DeadLetters,
     pub(crate) shutdown_entries: Mutex<Vec<Undelivered>>,
-    /// Woken when an actor goes idle or stops, for `System::settled`.
-    pub(crate) idle: tokio::sync::Notify,
-    /// How many `settled` calls wait: actors signal only when someone does.
-    pub(crate) settle_waiters: AtomicUsize,
+    /// How many actors have work now, for `System::settled`.
+    pub(crate) busy: Arc<Busy>,
     /// How long a send from inside a handler waits for mailbox room.
     pub(crate) send_deadline: Duration,
 }
 
 impl Core {
-    /// An actor found its mailbox empty, or stopped.
-    pub(crate) fn went_idle(&self) {
-        if self.settle_waiters.load(Ordering::SeqCst) > 0 {
-            self.idle.notify_waiters();
-        }
-    }
-
     pub(crate) fn accepts_outside(&self) -> bool {
         self.state.load(Ordering::Acquire) == RUNNING
     }
@@ -210,7 +201,6 @@ pub(crate) trait Lane: Send + Sync {
     fn control(&self, control: Control) -> bool;
     fn cancel(&self);
     fn gauges(&self) -> MailboxGauges;
-    fn probe(&self) -> (usize, bool, u64);
 }
 
 impl<M: Message> Lane for Cell<M> {
@@ -222,9 +212,6 @@ impl<M: Message> Lane for Cell<M> {
     }
     fn gauges(&self) -> MailboxGauges {
         self.mailbox.gauges(&self.name)
-    }
-    fn probe(&self) -> (usize, bool, u64) {
-        self.mailbox.probe()
     }
 }
 
@@ -273,7 +260,7 @@ where
     let config = system.config_for(name, configure)?;
     let id = system.next_actor_id();
     let cell = Arc::new(Cell {
-        mailbox: Mailbox::new(config.mailbox_config()),
+        mailbox: Mailbox::counted(config.mailbox_config(), core.busy.clone()),
         name: Arc::from(name),
         id,
         core: core.clone(),
@@ -501,7 +488,6 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
         cell.mailbox.retire();
         self.siblings.remove(cell.id);
         self.cx.system.deregister(cell.id);
-        cell.core.went_idle();
     }
 
     async fn serve(&mut self, actor: &mut A, carry: &mut Option<A::Msg>) -> End {
@@ -521,7 +507,6 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                         if next.is_ready() {
                             return next.map(Some);
                         }
-                        cell.core.went_idle();
                         if let Some((idle, timer)) = &mut idle_timer {
                             if !armed {
                                 timer.as_mut().reset(tokio::time::Instant::now() + *idle);

@@ -1,6 +1,13 @@
 //! The synchronisation primitives the mailbox is built on, behind a shim so
 //! that `loom` can model-check the mailbox (`RUSTFLAGS="--cfg loom"`).
 
+/// The guard of [`Mutex::lock`].
+#[cfg(not(loom))]
+pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+/// The guard of [`Mutex::lock`].
+#[cfg(loom)]
+pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
 /// A mutex whose `lock` cannot fail: `parking_lot` in normal builds, loom's
 /// model of a mutex under `cfg(loom)`.
 #[derive(Debug, Default)]

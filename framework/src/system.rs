@@ -39,8 +39,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -279,8 +278,7 @@ impl SystemBuilder {
                     timers: AtomicBool::new(true),
                     dead_letters: DeadLetters::new(self.dead_letter_capacity),
                     shutdown_entries: Mutex::new(Vec::new()),
-                    idle: tokio::sync::Notify::new(),
-                    settle_waiters: AtomicUsize::new(0),
+                    busy: Arc::default(),
                     send_deadline: self.send_deadline,
                 }),
                 handle,
@@ -303,7 +301,6 @@ impl SystemBuilder {
 struct Registry {
     /// Live actors by id, which is also their spawn order.
     lanes: BTreeMap<u64, Arc<dyn Lane>>,
-    spawned: u64,
 }
 
 struct Shared {
@@ -610,35 +607,7 @@ impl System {
     /// Waits until every mailbox is empty and no handler (nor start hook,
     /// retry or restart) runs. Timers that have not fired do not count.
     pub async fn settled(&self) {
-        let core = &self.shared.core;
-        core.settle_waiters.fetch_add(1, Ordering::SeqCst);
-        let _waiting = Waiting(&core.settle_waiters);
-        loop {
-            let mut notified = pin!(core.idle.notified());
-            notified.as_mut().enable();
-            // Two idle readings in a row with nothing moved in between: a
-            // message sent between them changes its mailbox's activity.
-            match (self.idle_reading(), self.idle_reading()) {
-                (Some(a), Some(b)) if a == b => return,
-                (Some(_), Some(_)) => continue,
-                // Busy: the last actor to go idle wakes us.
-                _ => notified.await,
-            }
-        }
-    }
-
-    /// `Some((activity, spawned))` when every mailbox is empty and idle.
-    fn idle_reading(&self) -> Option<(u64, u64)> {
-        let registry = self.shared.registry.lock();
-        let mut activity = 0u64;
-        for lane in registry.lanes.values() {
-            let (queued, running, moved) = lane.probe();
-            if queued > 0 || running {
-                return None;
-            }
-            activity = activity.wrapping_add(moved);
-        }
-        Some((activity, registry.spawned))
+        self.shared.core.busy.settled().await;
     }
 
     /// Shuts down per promise 5 and reports what was not delivered. A second
@@ -756,19 +725,10 @@ impl System {
     pub(crate) fn register(&self, id: u64, lane: Arc<dyn Lane>) {
         let mut registry = self.shared.registry.lock();
         registry.lanes.insert(id, lane);
-        registry.spawned += 1;
     }
 
     pub(crate) fn deregister(&self, id: u64) {
         self.shared.registry.lock().lanes.remove(&id);
-    }
-}
-
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -779,22 +739,21 @@ pub(crate) enum Parent {
 }
 
 struct Child {
-    id: u64,
     lane: Arc<dyn Lane>,
     task: Option<JoinHandle<()>>,
 }
 
-/// The children of one supervisor, in start order.
+/// The children of one supervisor, by id, which is their start order.
 pub(crate) struct Children {
     strategy: Strategy,
-    list: Mutex<Vec<Child>>,
+    list: Mutex<BTreeMap<u64, Child>>,
 }
 
 impl Children {
     pub(crate) fn new(strategy: Strategy) -> Self {
         Children {
             strategy,
-            list: Mutex::new(Vec::new()),
+            list: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -809,15 +768,17 @@ impl Children {
     ) {
         let mut list = self.list.lock();
         let handle = spawn(task);
-        list.push(Child {
+        list.insert(
             id,
-            lane,
-            task: Some(handle),
-        });
+            Child {
+                lane,
+                task: Some(handle),
+            },
+        );
     }
 
     pub(crate) fn remove(&self, id: u64) {
-        self.list.lock().retain(|c| c.id != id);
+        self.list.lock().remove(&id);
     }
 
     /// Applies the strategy after child `failed` failed.
@@ -828,14 +789,12 @@ impl Children {
                 Strategy::OneForOne => Vec::new(),
                 Strategy::OneForAll => list
                     .iter()
-                    .filter(|c| c.id != failed)
-                    .map(|c| c.lane.clone())
+                    .filter(|(id, _)| **id != failed)
+                    .map(|(_, c)| c.lane.clone())
                     .collect(),
                 Strategy::RestForOne => list
-                    .iter()
-                    .skip_while(|c| c.id != failed)
-                    .skip(1)
-                    .map(|c| c.lane.clone())
+                    .range(failed + 1..)
+                    .map(|(_, c)| c.lane.clone())
                     .collect(),
             }
         };
@@ -849,7 +808,7 @@ impl Children {
     /// Stops every child, last started first, each after its own children.
     pub(crate) async fn stop_all(&self) {
         let children = std::mem::take(&mut *self.list.lock());
-        for mut child in children.into_iter().rev() {
+        for (_, mut child) in children.into_iter().rev() {
             child.lane.control(Control::Stop);
             if let Some(task) = child.task.take() {
                 let _ = task.await;

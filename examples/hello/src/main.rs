@@ -253,7 +253,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The panic hook would print a backtrace hint; the supervisor's log says enough.
     std::panic::set_hook(Box::new(|info| eprintln!("panic: {info}")));
 
-    // ANCHOR: spawn
     let system = System::builder().rng_seed(7).build()?;
     let order: Addr<Order> = system.spawn("order", Order::default)?;
     let order_for_cart = order.clone();
@@ -262,7 +261,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         items: 0,
         orders: 0,
     })?;
-    // ANCHOR_END: spawn
 
     for (sku, qty) in [("tea", 2), ("mug", 1)] {
         cart.tell(ItemAdded {
