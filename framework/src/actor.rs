@@ -134,7 +134,10 @@ pub trait Actor: Sized + Send + 'static {
         self.started(cx)
     }
 
-    /// Runs once when the actor stops for good (after its children stopped).
+    /// Runs when this instance ends without failing: the actor stops (its
+    /// children have stopped first), an entity passivates, or a `Permanent`
+    /// actor stopped itself and is about to be rebuilt. Not run after a
+    /// panic: the instance may be broken.
     fn stopping(&mut self, cx: &mut Context<Self>) -> impl Future<Output = ()> + Send {
         let _ = cx;
         async {}
@@ -606,7 +609,9 @@ impl<A: Actor> Context<A> {
 
     /// Sends the event made by `make` to this actor every `period`. Ticks
     /// travel outside the mailbox capacity and coalesce: while one tick is
-    /// queued or being handled, further ticks are skipped, not piled up.
+    /// queued, further ticks are skipped, not piled up (at most one more can
+    /// queue while one is being handled). Ticks are not counted in the
+    /// mailbox's `enqueued`/`processed` gauges.
     pub fn every<E: Event, F>(&mut self, period: Duration, mut make: F) -> TimerId
     where
         A: Handles<E>,

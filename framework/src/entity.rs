@@ -17,7 +17,13 @@
 //!   send order, across passivations.
 //!
 //! Restart intensity is counted per key: one entity failing does not use up
-//! the restarts of the others.
+//! the restarts of the others. An entity past its intensity stops for good
+//! (what it held is dead-lettered) instead of escalating: one broken cart
+//! does not stop the shop. The next message for its key activates a fresh
+//! one.
+//!
+//! A shutdown stops the entities of every kind (after draining), before the
+//! top-level actors.
 //!
 //! ```
 //! use mercato::{Actor, Context, Envelope, Event, Handles, HandlerError, Key, System};
@@ -175,6 +181,11 @@ impl<A: Actor> Entities<A> {
                 children: Arc::new(Children::new(Strategy::OneForOne)),
             }),
         }
+    }
+
+    /// The supervisor list of this kind's live entities.
+    pub(crate) fn children(&self) -> Arc<Children> {
+        Arc::clone(&self.kind.children)
     }
 
     /// The kind's name.
@@ -345,7 +356,7 @@ impl<A: Actor> Kind<A> {
         let addr = spawn_with_passivation(
             &system,
             &format!("{}/{key}", self.name),
-            Parent::Root,
+            Parent::Kind,
             &self.children,
             move |_| config,
             move || (kind.factory)(&owned_key),

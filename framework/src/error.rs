@@ -100,9 +100,10 @@ pub enum SystemError {
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum TellError<E> {
-    /// The mailbox is full and its policy is `Overflow::Reject`.
+    /// The mailbox is full: its policy is `Overflow::Reject`, or the send was
+    /// a `try_tell`, which does not wait under `Overflow::Backpressure`.
     #[error(
-        "the mailbox is full and rejects new messages (Overflow::Reject): retry later, or use Overflow::Backpressure to wait for room"
+        "the mailbox is full (Overflow::Reject refuses, and try_tell does not wait): retry later, or use tell with Overflow::Backpressure to wait for room"
     )]
     Full(Envelope<E>),
     /// The actor has stopped.

@@ -133,8 +133,9 @@ impl From<String> for Key {
 /// A time-ordered, unique event id in the UUIDv7 layout.
 ///
 /// The first 48 bits are the Unix time in milliseconds, so ids sort by
-/// creation time; within a process a counter keeps them strictly increasing;
-/// a random per-process value keeps processes apart. Making one allocates
+/// creation time; within a process a counter keeps them unique, and ids made
+/// one after another increase even if the wall clock steps back; a random
+/// per-process value keeps processes apart. Making one allocates
 /// nothing and needs no system call beyond reading the clock.
 ///
 /// ```
@@ -149,6 +150,7 @@ impl From<String> for Key {
 pub struct EventId(u128);
 
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+static LAST_MILLIS: AtomicU64 = AtomicU64::new(0);
 
 fn process_nonce() -> u64 {
     static NONCE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
@@ -157,12 +159,20 @@ fn process_nonce() -> u64 {
 }
 
 impl EventId {
-    /// A new id, later than every id this process made before.
+    /// A new id, later than the ids made before it in the same thread.
     pub fn new() -> Self {
-        let millis = SystemTime::now()
+        let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
             & 0xFFFF_FFFF_FFFF;
+        // Never behind an earlier id's time, even if the clock stepped back.
+        // (A plain load in the common case; a write once per millisecond.)
+        let last = LAST_MILLIS.load(Ordering::Relaxed);
+        let millis = if now > last {
+            LAST_MILLIS.fetch_max(now, Ordering::Relaxed).max(now)
+        } else {
+            last
+        };
         // 42 bits of sequence keep ids ordered within one millisecond and
         // across clock steps inside one process; 32 bits tell processes apart.
         let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed) & ((1 << 42) - 1);

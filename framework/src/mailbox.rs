@@ -142,7 +142,8 @@ pub struct MailboxGauges {
     pub depth: usize,
     /// The most messages ever queued at once.
     pub high_water: usize,
-    /// Messages accepted into the queue so far.
+    /// Messages accepted into the queue so far (periodic timer ticks travel
+    /// on the control lane and are not counted here).
     pub enqueued: u64,
     /// Messages taken from the queue whose handling has finished (handled,
     /// or given up on and dead-lettered).

@@ -56,6 +56,8 @@ pub(crate) struct Core {
     pub(crate) busy: Arc<Busy>,
     /// How long a send from inside a handler waits for mailbox room.
     pub(crate) send_deadline: Duration,
+    /// Cleared when a shutdown starts stopping actors: nothing new starts.
+    pub(crate) spawning: AtomicBool,
 }
 
 impl Core {
@@ -254,7 +256,10 @@ where
 {
     let core = system.core();
     let state = core.state.load(Ordering::Acquire);
-    if state >= STOPPED || (state != RUNNING && !in_actor_of(core)) {
+    if state >= STOPPED
+        || (state != RUNNING && !in_actor_of(core))
+        || !core.spawning.load(Ordering::Acquire)
+    {
         return Err(SystemError::ShuttingDown);
     }
     let config = system.config_for(name, configure)?;
@@ -399,6 +404,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
         let supervision = self.cx.supervision;
         let mut why: Option<String> = None;
         let mut carry: Option<A::Msg> = None;
+        let mut last_failure: Option<String> = None;
         let none = tracing::Span::none();
         loop {
             let end = match catch_unwind(AssertUnwindSafe(|| (self.factory)())) {
@@ -440,6 +446,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                 End::SelfStop => {
                     "it stopped itself and is restarted (Restart::Permanent)".to_owned()
                 }
+                End::Sibling(_) if supervision.restart == Restart::Temporary => break,
                 End::Sibling(w) => {
                     tracing::info!(actor = %cell.name, reason = %w, "restarting with a failed sibling");
                     why = Some(w);
@@ -447,6 +454,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                 }
                 End::Failed(w) => w,
             };
+            last_failure = Some(failure.clone());
             if supervision.restart == Restart::Temporary {
                 tracing::error!(actor = %cell.name, failure = %failure, "actor failed and stops (Restart::Temporary)");
                 break;
@@ -466,8 +474,9 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
             }
             why = Some(failure);
         }
+        // A message kept for a retry after a panic, when no retry comes.
         if let Some(message) = carry.take() {
-            cell.dead_letter(message, DeadLetterReason::ActorStopped, None);
+            cell.dead_letter(message, DeadLetterReason::Panicked, last_failure);
         }
         self.cx.children.stop_all().await;
         self.cx.timers.clear();
@@ -640,7 +649,17 @@ impl Parent {
                     "child `{child}` escalated: {failure}"
                 )));
             }
+            Parent::Kind => {
+                tracing::error!(
+                    entity = %child,
+                    failure = %failure,
+                    "entity exceeded its restart intensity and stops; the next message for its key activates a fresh one"
+                );
+            }
             Parent::Root => {
+                // Before this actor dead-letters what it holds, so that the
+                // shutdown report lists it.
+                system.begin_shutdown();
                 let reason = ShutdownReason::Escalated {
                     actor: child.to_owned(),
                     failure: failure.to_owned(),

@@ -160,7 +160,7 @@ impl ActorConfig {
         self.supervision.validate()?;
         if self.passivate_after.is_zero() {
             return Err(ConfigError::new(
-                "passivate_after",
+                "entity.passivate_after",
                 "0s",
                 "must be longer than zero: an entity would passivate before handling anything",
             ));
@@ -252,7 +252,7 @@ impl SystemBuilder {
         self.defaults.validate()?;
         if self.send_deadline.is_zero() {
             return Err(ConfigError::new(
-                "send_deadline",
+                "system.send_deadline",
                 "0s",
                 "must be longer than zero: a send from a handler to a full mailbox would fail at once",
             )
@@ -280,6 +280,7 @@ impl SystemBuilder {
                     shutdown_entries: Mutex::new(Vec::new()),
                     busy: Arc::default(),
                     send_deadline: self.send_deadline,
+                    spawning: AtomicBool::new(true),
                 }),
                 handle,
                 defaults: self.defaults,
@@ -292,6 +293,7 @@ impl SystemBuilder {
                 shutdown_started: AtomicBool::new(false),
                 report: report_tx,
                 bus: Bus::default(),
+                kinds: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -316,6 +318,8 @@ struct Shared {
     shutdown_started: AtomicBool,
     report: watch::Sender<Option<ShutdownReport>>,
     bus: Bus,
+    /// The supervisor lists of every entity kind, in creation order.
+    kinds: Mutex<Vec<Arc<Children>>>,
 }
 
 /// A handle that does not keep the system alive (held by entity kinds,
@@ -383,7 +387,9 @@ pub struct ShutdownReport {
     pub reason: ShutdownReason,
     /// Whether every mailbox drained before the deadline.
     pub settled: bool,
-    /// Messages still queued when their actor stopped.
+    /// Every message dead-lettered after the shutdown began, other than the
+    /// cancelled ones: still queued when its actor stopped, or refused,
+    /// dropped or given up on while draining.
     pub undelivered: Vec<Undelivered>,
     /// Messages whose handler was cancelled at the deadline.
     pub in_flight: Vec<Undelivered>,
@@ -472,7 +478,9 @@ impl System {
         let mut members = Vec::with_capacity(size);
         for i in 0..size {
             let factory = Arc::clone(&factory);
-            members.push(self.spawn_with(&format!("{name}#{i}"), &configure, move || factory())?);
+            // Overrides for the group's name apply to every member.
+            let member = |c| self.apply_overrides(name, configure(c));
+            members.push(self.spawn_with(&format!("{name}#{i}"), member, move || factory())?);
         }
         Ok(Group::new(name.to_owned(), members))
     }
@@ -498,12 +506,14 @@ impl System {
         F: Fn(&Key) -> A + Send + Sync + 'static,
     {
         let config = self.config_for(name, configure)?;
-        Ok(Entities::new(
+        let entities = Entities::new(
             WeakSystem(Arc::downgrade(&self.shared)),
             name,
             config,
             factory,
-        ))
+        );
+        self.shared.kinds.lock().push(entities.children());
+        Ok(entities)
     }
 
     /// Subscribes one actor to every `E` published (broadcast).
@@ -646,8 +656,7 @@ impl System {
         }
         let core = &self.shared.core;
         tracing::info!(?reason, ?timeout, "shutting down");
-        core.state.store(DRAINING, Ordering::Release);
-        core.timers.store(false, Ordering::Release);
+        self.begin_shutdown();
         let deadline = tokio::time::Instant::now() + timeout;
         let settled = tokio::time::timeout_at(deadline, self.settled())
             .await
@@ -665,6 +674,13 @@ impl System {
             for lane in lanes {
                 lane.cancel();
             }
+        }
+        // Nothing new starts from here (an entity activation included); the
+        // entities stop first, then the top-level actors, last started first.
+        core.spawning.store(false, Ordering::Release);
+        let kinds: Vec<_> = self.shared.kinds.lock().iter().rev().cloned().collect();
+        for kind in kinds {
+            kind.stop_all().await;
         }
         self.shared.root.stop_all().await;
         core.state.store(STOPPED, Ordering::Release);
@@ -687,6 +703,15 @@ impl System {
         );
         self.shared.report.send_replace(Some(report.clone()));
         report
+    }
+
+    /// Closes intake from outside and stops timers (idempotent).
+    pub(crate) fn begin_shutdown(&self) {
+        let core = &self.shared.core;
+        let _ = core
+            .state
+            .compare_exchange(RUNNING, DRAINING, Ordering::AcqRel, Ordering::Acquire);
+        core.timers.store(false, Ordering::Release);
     }
 
     pub(crate) fn core(&self) -> &Arc<Core> {
@@ -714,12 +739,16 @@ impl System {
         name: &str,
         configure: impl FnOnce(ActorConfig) -> ActorConfig,
     ) -> Result<ActorConfig, ConfigError> {
-        let mut config = configure(self.shared.defaults);
+        let config = self.apply_overrides(name, configure(self.shared.defaults));
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_overrides(&self, name: &str, mut config: ActorConfig) -> ActorConfig {
         for (_, over) in self.shared.overrides.iter().filter(|(n, _)| n == name) {
             config = over(config);
         }
-        config.validate()?;
-        Ok(config)
+        config
     }
 
     pub(crate) fn register(&self, id: u64, lane: Arc<dyn Lane>) {
@@ -735,6 +764,8 @@ impl System {
 /// Who supervises an actor.
 pub(crate) enum Parent {
     Root,
+    /// An entity kind: past its intensity, an entity stops for good.
+    Kind,
     Actor(Arc<dyn Lane>),
 }
 

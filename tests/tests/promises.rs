@@ -426,9 +426,13 @@ async fn promise_3_failure_past_intensity_escalates_and_the_root_stops_the_syste
     assert_eq!(restarted.get(), 2, "two restarts were allowed");
     assert!(!system.is_running());
     assert!(addr.is_stopped());
-    // 300, 301, 302 were dead-lettered as panicked; 303 was still queued.
+    // 300, 301, 302 were dead-lettered as panicked; 303 was still queued,
+    // and the report lists it.
     assert_eq!(report.dead_letters.get(DeadLetterReason::Panicked), 3);
     assert_eq!(report.dead_letters.get(DeadLetterReason::ActorStopped), 1);
+    assert_eq!(report.undelivered.len(), 1);
+    assert_eq!(report.undelivered[0].actor, "doomed");
+    assert_eq!(report.undelivered[0].reason, DeadLetterReason::ActorStopped);
 }
 
 // ---------------------------------------------------------------- promise 4

@@ -829,3 +829,128 @@ async fn publish_matrix_drop_newest_dead_letters_the_new() {
         (vec![0, 1, 2], 2, vec![])
     );
 }
+
+// ------------------------------------------------------------------ failure and shutdown of entities
+
+/// Panics on every message for key 13; fine for other keys.
+struct Fragile;
+
+message_enum!(FragileMsg for Fragile {
+    tell Placed(OrderPlaced),
+});
+
+impl Actor for Fragile {
+    type Msg = FragileMsg;
+    async fn handle(
+        &mut self,
+        msg: &mut FragileMsg,
+        _cx: &mut Context<Self>,
+    ) -> Result<(), HandlerError> {
+        let FragileMsg::Placed(e) = msg;
+        if e.order_id == 13 {
+            panic!("cart 13 broke");
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn entity_past_its_intensity_stops_alone_and_the_system_runs_on() {
+    common::quiet_panics();
+    let system = System::builder().build().unwrap();
+    let carts = system
+        .entities_with(
+            "cart",
+            |c| {
+                c.intensity(mercato::Intensity::new(1, Duration::from_secs(60)))
+                    .retry_after_panic(false)
+            },
+            |_: &Key| Fragile,
+        )
+        .unwrap();
+    system.subscribe_keyed::<OrderPlaced, _>(&carts).unwrap();
+    for n in 0..3 {
+        system
+            .publish(OrderPlaced {
+                order_id: 13,
+                sku: 0,
+                n,
+            })
+            .await
+            .unwrap();
+        system
+            .publish(OrderPlaced {
+                order_id: 1,
+                sku: 0,
+                n,
+            })
+            .await
+            .unwrap();
+    }
+    system.settled().await;
+    assert!(
+        system.is_running(),
+        "one broken entity does not stop the system"
+    );
+    assert!(
+        !carts.is_live(&Key::from(13u64)),
+        "the broken entity stopped for good"
+    );
+    assert!(carts.is_live(&Key::from(1u64)));
+    let dead = system.dead_letters();
+    // The first panic was restarted (intensity 1), the second stopped the
+    // entity; the third message, still queued, was dead-lettered with it.
+    assert_eq!(dead.count(DeadLetterReason::Panicked), 2);
+    assert_eq!(dead.count(DeadLetterReason::ActorStopped), 1);
+    assert_eq!(carts.gauges().activations, 2);
+    // The next message for the key activates a fresh entity.
+    system
+        .publish(OrderPlaced {
+            order_id: 13,
+            sku: 0,
+            n: 9,
+        })
+        .await
+        .unwrap();
+    system.settled().await;
+    assert_eq!(carts.gauges().activations, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_stops_entities_and_reports_what_they_held() {
+    let system = System::builder().build().unwrap();
+    let (ledgers, kit) = ledger_kind(&system, Duration::from_secs(600), Duration::ZERO, None);
+    system.subscribe_keyed::<OrderPlaced, _>(&ledgers).unwrap();
+    for order_id in 0..3 {
+        system
+            .publish(OrderPlaced {
+                order_id,
+                sku: 0,
+                n: 1,
+            })
+            .await
+            .unwrap();
+    }
+    system.settled().await;
+    assert_eq!(ledgers.gauges().live, 3);
+    let report = system.shutdown(Duration::from_secs(1)).await;
+    assert!(report.settled);
+    assert_eq!(ledgers.gauges().live, 0, "entities stopped with the system");
+    assert_eq!(kit.live.load(Ordering::SeqCst), 0, "every instance dropped");
+    assert!(system.mailboxes().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn group_settings_made_for_the_group_name_apply_to_every_member() {
+    let system = System::builder()
+        .configure("payments", |c| c.capacity(3))
+        .build()
+        .unwrap();
+    let group = system
+        .spawn_group("payments", 2, || Listener {
+            name: "p".into(),
+            seen: log(),
+        })
+        .unwrap();
+    assert!(group.gauges().iter().all(|g| g.capacity == 3));
+}

@@ -373,3 +373,44 @@ async fn a_root_escalation_reports_the_actor_and_its_failure() {
         Err(mercato::SystemError::ShuttingDown)
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_temporary_sibling_is_not_restarted_by_one_for_all() {
+    quiet_panics();
+    let system = System::builder()
+        .root_strategy(Strategy::OneForAll)
+        .build()
+        .unwrap();
+    let restarts = log();
+    let (r1, r2) = (restarts.clone(), restarts.clone());
+    let temp = system
+        .spawn_with(
+            "temp",
+            |c| c.restart(Restart::Temporary),
+            move || Worker {
+                name: "temp",
+                restarts: r1.clone(),
+            },
+        )
+        .unwrap();
+    let failing = system
+        .spawn_with(
+            "failing",
+            |c| c.retry_after_panic(false),
+            move || Worker {
+                name: "failing",
+                restarts: r2.clone(),
+            },
+        )
+        .unwrap();
+    failing
+        .tell(Num {
+            sender: 0,
+            seq: 666,
+        })
+        .await
+        .unwrap();
+    system.settled().await;
+    assert_eq!(restarts.take(), vec!["failing"]);
+    assert!(temp.is_stopped(), "the temporary sibling stopped instead");
+}
