@@ -182,12 +182,25 @@ impl<A: Actor> Entities<A> {
             }),
         }
     }
+}
 
-    /// The supervisor list of this kind's live entities.
-    pub(crate) fn children(&self) -> Arc<Children> {
+/// A kind seen from the system, whatever its actor type.
+pub(crate) trait KindView: Send + Sync {
+    /// The supervisor list of the kind's live entities.
+    fn children(&self) -> Arc<Children>;
+    fn gauges(&self) -> EntityGauges;
+}
+
+impl<A: Actor> KindView for Entities<A> {
+    fn children(&self) -> Arc<Children> {
         Arc::clone(&self.kind.children)
     }
+    fn gauges(&self) -> EntityGauges {
+        Entities::gauges(self)
+    }
+}
 
+impl<A: Actor> Entities<A> {
     /// The kind's name.
     pub fn name(&self) -> &str {
         &self.kind.name

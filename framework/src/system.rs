@@ -52,7 +52,7 @@ use crate::bus::{
     Broadcast, Bus, Group, GroupRoute, KeyedRoute, PublishError, Published, Subscription,
 };
 use crate::dead_letters::{DeadLetterCounts, DeadLetterReason, DeadLetters};
-use crate::entity::Entities;
+use crate::entity::{Entities, EntityGauges, KindView};
 use crate::error::{ConfigError, SystemError};
 use crate::event::EventId;
 use crate::event::{Envelope, Event, Key};
@@ -319,7 +319,7 @@ struct Shared {
     report: watch::Sender<Option<ShutdownReport>>,
     bus: Bus,
     /// The supervisor lists of every entity kind, in creation order.
-    kinds: Mutex<Vec<Arc<Children>>>,
+    kinds: Mutex<Vec<Box<dyn KindView>>>,
 }
 
 /// A handle that does not keep the system alive (held by entity kinds,
@@ -512,7 +512,7 @@ impl System {
             config,
             factory,
         );
-        self.shared.kinds.lock().push(entities.children());
+        self.shared.kinds.lock().push(Box::new(entities.clone()));
         Ok(entities)
     }
 
@@ -604,6 +604,16 @@ impl System {
         lanes.iter().map(|l| l.gauges()).collect()
     }
 
+    /// The gauges of every entity kind, in creation order.
+    pub fn entity_kinds(&self) -> Vec<EntityGauges> {
+        self.shared
+            .kinds
+            .lock()
+            .iter()
+            .map(|k| k.gauges())
+            .collect()
+    }
+
     /// The dead-letter store.
     pub fn dead_letters(&self) -> &DeadLetters {
         &self.shared.core.dead_letters
@@ -678,7 +688,14 @@ impl System {
         // Nothing new starts from here (an entity activation included); the
         // entities stop first, then the top-level actors, last started first.
         core.spawning.store(false, Ordering::Release);
-        let kinds: Vec<_> = self.shared.kinds.lock().iter().rev().cloned().collect();
+        let kinds: Vec<_> = self
+            .shared
+            .kinds
+            .lock()
+            .iter()
+            .rev()
+            .map(|k| k.children())
+            .collect();
         for kind in kinds {
             kind.stop_all().await;
         }
