@@ -32,6 +32,7 @@
 pub mod actor;
 pub mod bus;
 pub mod dead_letters;
+pub mod declare;
 pub mod entity;
 pub mod error;
 pub mod event;
@@ -55,6 +56,28 @@ pub use system::{ActorConfig, ShutdownReason, ShutdownReport, System, SystemBuil
 
 #[doc(hidden)]
 pub mod __private {
-    //! Paths for generated code. Not a public API.
+    //! Paths for generated code. Not a public API: names here may change in
+    //! any release.
+    pub use crate::actor::{Actor, Addr, Answers, Context, Handles, Message, Request};
+    pub use crate::bus::Group;
+    pub use crate::dead_letters::{AnyPayload, DeadLetterReason};
+    pub use crate::declare::{Declared, Deployment, HandlerInfo};
+    pub use crate::entity::Entities;
+    pub use crate::error::{HandlerError, SystemError};
+    pub use crate::event::{Envelope, Event, Key, Meta};
+    pub use crate::mailbox::Overflow;
+    pub use crate::supervise::{Backoff, Intensity, Restart, Strategy};
+    pub use crate::system::{ActorConfig, System};
+    pub use core::clone::Clone;
+    pub use core::convert::{From, Into};
+    pub use core::future::Future;
+    pub use core::marker::{Send, Sync};
+    pub use core::option::Option::{self, None, Some};
+    pub use core::result::Result::{self, Err, Ok};
+    pub use core::time::Duration;
+    pub use std::boxed::Box;
+    pub use std::string::String;
+    pub use std::sync::Arc;
+    pub use std::vec::Vec;
     pub use tokio;
 }

@@ -52,6 +52,7 @@ use crate::bus::{
     Broadcast, Bus, Group, GroupRoute, KeyedRoute, PublishError, Published, Subscription,
 };
 use crate::dead_letters::{DeadLetterCounts, DeadLetterReason, DeadLetters};
+use crate::declare::HandlerInfo;
 use crate::entity::{Entities, EntityGauges, KindView};
 use crate::error::{ConfigError, SystemError};
 use crate::event::EventId;
@@ -294,6 +295,7 @@ impl SystemBuilder {
                 report: report_tx,
                 bus: Bus::default(),
                 kinds: Mutex::new(Vec::new()),
+                declared: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -320,6 +322,8 @@ struct Shared {
     bus: Bus,
     /// The supervisor lists of every entity kind, in creation order.
     kinds: Mutex<Vec<Box<dyn KindView>>>,
+    /// Started declared actors and their handlers, for the topology.
+    declared: Mutex<Vec<(String, &'static [HandlerInfo])>>,
 }
 
 /// A handle that does not keep the system alive (held by entity kinds,
@@ -720,6 +724,17 @@ impl System {
         );
         self.shared.report.send_replace(Some(report.clone()));
         report
+    }
+
+    pub(crate) fn declare<A: crate::declare::Declared>(&self, name: &str) {
+        self.shared
+            .declared
+            .lock()
+            .push((name.to_owned(), A::HANDLERS));
+    }
+
+    pub(crate) fn declared(&self) -> Vec<(String, &'static [HandlerInfo])> {
+        self.shared.declared.lock().clone()
     }
 
     /// Closes intake from outside and stops timers (idempotent).
