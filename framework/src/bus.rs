@@ -412,6 +412,9 @@ impl<A: Actor> Group<A> {
         if let Some(cause) = current_cause() {
             envelope.meta_mut().caused_by(&cause);
         }
+        if !self.inner.members[0].cell.core.accepts_from_caller() {
+            return Err(crate::error::TellError::ShuttingDown(envelope));
+        }
         let start = self.turn();
         let members = &self.inner.members;
         for i in 0..members.len() {

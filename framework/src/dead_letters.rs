@@ -289,7 +289,9 @@ pub struct DeadLetterStream(tokio::sync::broadcast::Receiver<DeadLetter>);
 
 impl DeadLetterStream {
     /// The next dead letter; `Some(Err(n))` when `n` letters were missed
-    /// because this subscriber fell behind; `None` once the system is gone.
+    /// because this subscriber fell behind; `None` once the system and
+    /// every handle to it are gone (a shutdown alone does not end the
+    /// stream: letters recorded while stopping still arrive).
     pub async fn next(&mut self) -> Option<Result<DeadLetter, u64>> {
         use tokio::sync::broadcast::error::RecvError;
         match self.0.recv().await {

@@ -72,7 +72,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::actor::{Actor, Addr, Handles};
+use crate::actor::{Actor, Addr, Handles, Message};
 use crate::bus::Offer;
 use crate::dead_letters::DeadLetterReason;
 use crate::error::{SystemError, TellError};
@@ -81,7 +81,7 @@ use crate::mailbox::{Overflow, Refused};
 use crate::runtime::{
     Passivation, SendError, current_cause, record_message, spawn_with_passivation,
 };
-use crate::supervise::Strategy;
+use crate::supervise::{RestartWindow, Strategy};
 use crate::system::{ActorConfig, Children, Parent, WeakSystem};
 
 /// The entities of one kind. Cheap to clone.
@@ -149,6 +149,9 @@ struct Kind<A: Actor> {
     activations: AtomicU64,
     passivations: AtomicU64,
     children: Arc<Children>,
+    /// Restart windows of keys whose entity restarted recently, carried
+    /// from one activation to the next (intensity is counted per key).
+    restarts: Mutex<HashMap<Key, RestartWindow>>,
 }
 
 /// The outcome of offering a message to a key, without waiting.
@@ -179,6 +182,7 @@ impl<A: Actor> Entities<A> {
                 activations: AtomicU64::new(0),
                 passivations: AtomicU64::new(0),
                 children: Arc::new(Children::new(Strategy::OneForOne)),
+                restarts: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -222,12 +226,22 @@ impl<A: Actor> Entities<A> {
             envelope.meta_mut().caused_by(&cause);
         }
         let key = key.into();
+        let Some(core) = self.kind.system.upgrade().map(|s| s.core().clone()) else {
+            return Err(TellError::ShuttingDown(envelope));
+        };
+        if !core.accepts_from_caller() {
+            return Err(TellError::ShuttingDown(envelope));
+        }
+        let deadline = core.send_deadline_from_now();
         loop {
             match self.kind.offer(&key, envelope) {
                 KeyOffer::Taken => return Ok(()),
                 KeyOffer::Rejected(e) => return Err(TellError::Full(e)),
+                KeyOffer::Stopped(e) if !core.accepts_outside() => {
+                    return Err(TellError::ShuttingDown(e));
+                }
                 KeyOffer::Stopped(e) => return Err(TellError::Stopped(e)),
-                KeyOffer::Full(e) => match self.kind.wait_live(&key, e).await {
+                KeyOffer::Full(e) => match self.kind.wait_live(&key, e, deadline).await {
                     Ok(()) => return Ok(()),
                     Err(SendError::Closed(e)) => envelope = e,
                     Err(SendError::Full(e)) => return Err(TellError::Full(e)),
@@ -305,8 +319,13 @@ impl<A: Actor> Entities<A> {
     where
         A: Handles<E>,
     {
+        let deadline = self
+            .kind
+            .system
+            .upgrade()
+            .and_then(|s| s.core().send_deadline_from_now());
         loop {
-            match self.kind.wait_live(&key, envelope).await {
+            match self.kind.wait_live(&key, envelope, deadline).await {
                 Ok(()) => return Ok(()),
                 Err(SendError::DeadlineExceeded(_)) => {
                     return Err(DeadLetterReason::DeadlineExceeded);
@@ -445,6 +464,7 @@ impl<A: Actor> Kind<A> {
         &self,
         key: &Key,
         envelope: Envelope<E>,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<(), SendError<Envelope<E>>>
     where
         A: Handles<E>,
@@ -454,9 +474,16 @@ impl<A: Actor> Kind<A> {
             _ => None,
         };
         match live {
-            Some(addr) => addr.cell.send(envelope, A::wrap).await,
+            Some(addr) => addr.cell.send_by(envelope, A::wrap, deadline).await,
             None => {
-                // Passivating with a full hold: let the next activation start.
+                // Passivating with a full hold: let the next activation start,
+                // within the sender's deadline.
+                if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                    let message = A::wrap(envelope);
+                    let id = message.meta().id();
+                    self.refuse(key, message, DeadLetterReason::DeadlineExceeded);
+                    return Err(SendError::DeadlineExceeded(id));
+                }
                 tokio::time::sleep(Duration::from_millis(1)).await;
                 Err(SendError::Closed(envelope))
             }
@@ -484,7 +511,20 @@ impl<A: Actor> Passivation for EntityLink<A> {
         idle
     }
 
-    fn exited(&self, id: u64) {
+    fn restarts(&self) -> RestartWindow {
+        self.kind
+            .restarts
+            .lock()
+            .remove(&self.key)
+            .unwrap_or_default()
+    }
+
+    fn exited(&self, id: u64, mut restarts: RestartWindow) {
+        let intensity = self.kind.config.supervision_config().intensity;
+        restarts.prune(tokio::time::Instant::now(), &intensity);
+        if !restarts.is_empty() {
+            self.kind.restarts.lock().insert(self.key.clone(), restarts);
+        }
         let mut table = self.kind.table.lock();
         match table.get_mut(&self.key) {
             Some(Slot::Passivating(pending)) if pending.is_empty() => {

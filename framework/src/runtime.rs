@@ -65,6 +65,17 @@ impl Core {
         self.state.load(Ordering::Acquire) == RUNNING
     }
 
+    /// Whether the caller may send now: any actor of this system may;
+    /// outside callers only while the system runs.
+    pub(crate) fn accepts_from_caller(&self) -> bool {
+        self.accepts_outside() || in_actor_of(self)
+    }
+
+    /// The deadline of a send made now: set inside a handler, none outside.
+    pub(crate) fn send_deadline_from_now(&self) -> Option<tokio::time::Instant> {
+        in_actor_of(self).then(|| tokio::time::Instant::now() + self.send_deadline)
+    }
+
     pub(crate) fn timers_running(&self) -> bool {
         self.timers.load(Ordering::Acquire)
     }
@@ -111,20 +122,31 @@ impl<M: Message> Cell<M> {
         value: T,
         wrap: W,
     ) -> Result<(), SendError<T>> {
-        let internal = in_actor_of(&self.core);
-        if !internal && !self.core.accepts_outside() {
+        self.send_by(value, wrap, self.core.send_deadline_from_now())
+            .await
+    }
+
+    /// [`send`](Self::send) with the deadline given (`None`: no deadline),
+    /// for a caller that tries several times under one deadline.
+    pub(crate) async fn send_by<T, W: FnOnce(T) -> M>(
+        &self,
+        value: T,
+        wrap: W,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), SendError<T>> {
+        if !self.core.accepts_from_caller() {
             return Err(SendError::ShuttingDown(value));
         }
         let mut push = self.mailbox.push(value, wrap);
-        let result = if internal {
-            let deadline = self.core.send_deadline;
+        let result = if let Some(deadline) = deadline {
             // The timer is made only once the mailbox turned out full.
             let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
             poll_fn(|cx| {
                 if let Poll::Ready(result) = Pin::new(&mut push).poll(cx) {
                     return Poll::Ready(Some(result));
                 }
-                let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(deadline)));
+                let timer =
+                    timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 timer.as_mut().poll(cx).map(|()| None)
             })
             .await
@@ -222,8 +244,11 @@ pub(crate) trait Passivation: Send + Sync {
     /// The entity `id` has been idle for its idle time: passivate it if no
     /// message slipped in (its mailbox is then closed). `true` if it did.
     fn try_passivate(&self, id: u64) -> bool;
-    /// The entity `id` ended (passivated, stopped or failed for good).
-    fn exited(&self, id: u64);
+    /// The entity `id` ended (passivated, stopped or failed for good);
+    /// `restarts` is its restart window, kept for the key's next activation.
+    fn exited(&self, id: u64, restarts: RestartWindow);
+    /// The restart window of the key's earlier activations.
+    fn restarts(&self) -> RestartWindow;
 }
 
 /// Spawns an actor under `parent`, registered among `siblings`.
@@ -285,7 +310,11 @@ where
         parent,
         siblings: siblings.clone(),
         rng: Rng::new(system.seed() ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-        window: RestartWindow::default(),
+        // Restarts are counted per key for entities, across activations.
+        window: passivation
+            .as_ref()
+            .map(|(_, p)| p.restarts())
+            .unwrap_or_default(),
         passivation,
     };
     let current = Current {
@@ -461,7 +490,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
             }
             let now = tokio::time::Instant::now();
             if !self.window.admit(now, &supervision.intensity) {
-                tracing::error!(actor = %cell.name, failure = %failure, "restart intensity exceeded: escalating");
+                tracing::error!(actor = %cell.name, failure = %failure, "restart intensity exceeded");
                 self.parent.escalate(&self.cx.system, &cell.name, &failure);
                 break;
             }
@@ -492,7 +521,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
         // activation (holding what arrived while it passivated) is started
         // first, so `settled` never sees a gap between the two.
         if let Some((_, passivation)) = &self.passivation {
-            passivation.exited(cell.id);
+            passivation.exited(cell.id, std::mem::take(&mut self.window));
         }
         cell.mailbox.retire();
         self.siblings.remove(cell.id);

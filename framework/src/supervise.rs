@@ -287,8 +287,8 @@ pub(crate) struct RestartWindow {
 }
 
 impl RestartWindow {
-    /// Records a restart at `now`; `false` when it exceeds the intensity.
-    pub(crate) fn admit(&mut self, now: tokio::time::Instant, intensity: &Intensity) -> bool {
+    /// Forgets restarts older than the window.
+    pub(crate) fn prune(&mut self, now: tokio::time::Instant, intensity: &Intensity) {
         while let Some(&first) = self.times.front() {
             if now.duration_since(first) >= intensity.within {
                 self.times.pop_front();
@@ -296,6 +296,11 @@ impl RestartWindow {
                 break;
             }
         }
+    }
+
+    /// Records a restart at `now`; `false` when it exceeds the intensity.
+    pub(crate) fn admit(&mut self, now: tokio::time::Instant, intensity: &Intensity) -> bool {
+        self.prune(now, intensity);
         if self.times.len() as u64 >= u64::from(intensity.max_restarts) {
             return false;
         }
@@ -306,6 +311,11 @@ impl RestartWindow {
     /// Restarts within the current window.
     pub(crate) fn len(&self) -> usize {
         self.times.len()
+    }
+
+    /// Whether no restart is within the window.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.times.is_empty()
     }
 }
 

@@ -484,7 +484,14 @@ impl System {
             let factory = Arc::clone(&factory);
             // Overrides for the group's name apply to every member.
             let member = |c| self.apply_overrides(name, configure(c));
-            members.push(self.spawn_with(&format!("{name}#{i}"), member, move || factory())?);
+            match self.spawn_with(&format!("{name}#{i}"), member, move || factory()) {
+                Ok(addr) => members.push(addr),
+                Err(e) => {
+                    // No half-made group: stop the members already started.
+                    members.iter().for_each(Addr::stop);
+                    return Err(e);
+                }
+            }
         }
         Ok(Group::new(name.to_owned(), members))
     }

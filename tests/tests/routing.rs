@@ -557,24 +557,60 @@ async fn entity_one_event_reaches_an_order_by_order_id_and_an_inventory_by_sku()
 }
 
 #[tokio::test(start_paused = true)]
-async fn entity_restart_intensity_is_counted_per_key() {
+async fn entity_restart_intensity_is_counted_per_key_across_activations() {
+    common::quiet_panics();
     let system = System::builder().build().unwrap();
-    let (ledgers, kit) = ledger_kind(&system, Duration::from_secs(60), Duration::ZERO, Some(2));
-    system.subscribe_keyed::<OrderPlaced, _>(&ledgers).unwrap();
-    for order_id in 0..3 {
-        system
-            .publish(OrderPlaced {
-                order_id,
-                sku: 0,
-                n: 2,
-            })
-            .await
-            .unwrap();
-    }
+    let carts = system
+        .entities_with(
+            "cart",
+            |c| {
+                c.intensity(mercato::Intensity::new(1, Duration::from_secs(600)))
+                    .retry_after_panic(false)
+                    .passivate_after(Duration::from_secs(10))
+            },
+            |_: &Key| Fragile,
+        )
+        .unwrap();
+    system.subscribe_keyed::<OrderPlaced, _>(&carts).unwrap();
+    let (a, b) = (Key::from(13u64), Key::from(1u64));
+    // Key 13 panics and uses its one restart; key 1 is unaffected.
+    system
+        .publish(OrderPlaced {
+            order_id: 13,
+            sku: 0,
+            n: 0,
+        })
+        .await
+        .unwrap();
+    system
+        .publish(OrderPlaced {
+            order_id: 1,
+            sku: 0,
+            n: 0,
+        })
+        .await
+        .unwrap();
     system.settled().await;
-    // Each key failed once and was retried in place: all handled.
-    assert_eq!(kit.seen.len(), 3);
-    assert_eq!(system.dead_letters().counts().total(), 0);
+    assert!(carts.is_live(&a) && carts.is_live(&b));
+    // Passivate both; key 13's restart is remembered for its next activation.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    system.settled().await;
+    assert_eq!(carts.gauges().live, 0);
+    system
+        .publish(OrderPlaced {
+            order_id: 13,
+            sku: 0,
+            n: 1,
+        })
+        .await
+        .unwrap();
+    system.settled().await;
+    assert!(
+        !carts.is_live(&a),
+        "the second panic of key 13 within the window stops it"
+    );
+    assert_eq!(system.dead_letters().count(DeadLetterReason::Panicked), 2);
+    assert!(system.is_running());
 }
 
 // ------------------------------------------------------------------ groups
@@ -953,4 +989,50 @@ async fn group_settings_made_for_the_group_name_apply_to_every_member() {
         })
         .unwrap();
     assert!(group.gauges().iter().all(|g| g.capacity == 3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn groups_and_entities_refuse_outside_sends_while_shutting_down() {
+    let system = System::builder().build().unwrap();
+    let group = system
+        .spawn_group("g", 2, || Listener {
+            name: "g".into(),
+            seen: log(),
+        })
+        .unwrap();
+    let (ledgers, _kit) = ledger_kind(&system, Duration::from_secs(60), Duration::ZERO, None);
+    ledgers
+        .tell(
+            1u64,
+            OrderPlaced {
+                order_id: 1,
+                sku: 0,
+                n: 0,
+            },
+        )
+        .await
+        .unwrap();
+    let shutdown = {
+        let system = system.clone();
+        tokio::spawn(async move { system.shutdown(Duration::from_secs(5)).await })
+    };
+    tokio::task::yield_now().await;
+    let late = OrderPlaced {
+        order_id: 1,
+        sku: 0,
+        n: 1,
+    };
+    assert!(matches!(
+        group.tell(late).await,
+        Err(mercato::TellError::ShuttingDown(_))
+    ));
+    assert!(matches!(
+        ledgers.tell(1u64, late).await,
+        Err(mercato::TellError::ShuttingDown(_))
+    ));
+    assert!(matches!(
+        ledgers.tell(2u64, late).await,
+        Err(mercato::TellError::ShuttingDown(_))
+    ));
+    shutdown.await.unwrap();
 }
