@@ -415,19 +415,10 @@ impl<A: Actor> Group<A> {
         if !self.inner.members[0].cell.core.accepts_from_caller() {
             return Err(crate::error::TellError::ShuttingDown(envelope));
         }
-        let start = self.turn();
-        let members = &self.inner.members;
-        for i in 0..members.len() {
-            match members[(start + i) % members.len()]
-                .cell
-                .mailbox
-                .try_push_if_room(envelope, A::wrap)
-            {
-                Ok(()) => return Ok(()),
-                Err(back) => envelope = back,
-            }
+        match self.offer(envelope) {
+            Ok(()) => Ok(()),
+            Err((member, envelope)) => self.inner.members[member].tell_envelope(envelope).await,
         }
-        members[start].tell_envelope(envelope).await
     }
 
     fn turn(&self) -> usize {
@@ -520,7 +511,10 @@ impl<A: Handles<E>, E: Event> Route<E> for KeyedRoute<A, E> {
         Box::pin(async move {
             match (self.key)(envelope.payload()) {
                 Some(key) => self.entities.wait(key, envelope).await,
-                None => Err(DeadLetterReason::NoSubscriber),
+                None => {
+                    self.entities.no_key(envelope);
+                    Err(DeadLetterReason::NoSubscriber)
+                }
             }
         })
     }

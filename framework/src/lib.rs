@@ -51,6 +51,7 @@ pub use entity::{Entities, EntityGauges};
 pub use error::{AskError, ConfigError, HandlerError, SystemError, TellError};
 pub use event::{AckHandle, Acknowledge, Envelope, Event, EventId, Headers, Key, Meta};
 pub use mailbox::{MailboxConfig, MailboxGauges, Overflow};
+pub use mercato_macros::{Event, actor, on, reply, started, stopping};
 pub use supervise::{Backoff, Intensity, Restart, Strategy, Supervision};
 pub use system::{ActorConfig, ShutdownReason, ShutdownReport, System, SystemBuilder, Undelivered};
 
@@ -80,4 +81,28 @@ pub mod __private {
     pub use std::sync::Arc;
     pub use std::vec::Vec;
     pub use tokio;
+
+    /// What an `#[on]` handler or a `#[started]` hook may return: `()` or
+    /// `Result<(), E>` with `E: Into<HandlerError>`.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not a handler result",
+        label = "a handler returns `()` or `Result<(), E>` where `E: Into<HandlerError>`",
+        note = "return `()`, or `Result<(), E>` with an error type that converts into `mercato::HandlerError` (any `std::error::Error + Send + Sync + 'static`, or a `String`)"
+    )]
+    pub trait HandlerResult {
+        /// The result as the runtime takes it.
+        fn into_handler_result(self) -> Result<(), HandlerError>;
+    }
+
+    impl HandlerResult for () {
+        fn into_handler_result(self) -> Result<(), HandlerError> {
+            Ok(())
+        }
+    }
+
+    impl<E: Into<HandlerError>> HandlerResult for Result<(), E> {
+        fn into_handler_result(self) -> Result<(), HandlerError> {
+            self.map_err(Into::into)
+        }
+    }
 }
