@@ -20,7 +20,7 @@
 //!    not delivered.
 //! 7. **Cost** — a local `tell` allocates nothing.
 //!
-//! Start with [`actor`] for a complete hand-written actor, [`System`] for
+//! Start with [`actor`](mod@actor) for a complete hand-written actor, [`System`] for
 //! configuration and shutdown, [`mailbox`] for overflow policies and
 //! [`supervise`] for failures.
 #![forbid(unsafe_code)]

@@ -1,0 +1,59 @@
+//! Checks across the options and handlers of an actor.
+
+use quote::ToTokens;
+
+use super::model::{Actor, Deployment, Kind};
+use crate::attr::{ENTITY, KEY, PASSIVATE_AFTER_SECS};
+use crate::errors::Errors;
+
+/// Records what does not fit together, and drops the handlers that would
+/// make the generated code fail a second time.
+pub(crate) fn validate(actor: &mut Actor, errors: &mut Errors) {
+    if let Some((_, span)) = actor.options.passivate_after_secs {
+        if actor.options.deployment != Deployment::Entity {
+            errors.at(
+                span,
+                format!(
+                    "`{PASSIVATE_AFTER_SECS}` applies to entity actors only: add `{ENTITY}` to \
+                     `#[actor(...)]`, or remove it"
+                ),
+            );
+        }
+    }
+
+    let mut kept: Vec<super::model::Handler> = Vec::new();
+    for handler in std::mem::take(&mut actor.handlers) {
+        let event = handler.event.to_token_stream().to_string();
+        if let Some(first) = kept
+            .iter()
+            .find(|h| h.kind == handler.kind && h.event.to_token_stream().to_string() == event)
+        {
+            let (attr, what) = match handler.kind {
+                Kind::On => ("on", "handles"),
+                Kind::Reply => ("reply", "answers"),
+            };
+            errors.spanned(
+                &handler.event,
+                format!(
+                    "`{}` already {what} `{event}`: an actor has one `#[{attr}]` handler per \
+                     event type; merge the two",
+                    first.method
+                ),
+            );
+            continue;
+        }
+        if let Some(key) = &handler.key {
+            if actor.options.deployment != Deployment::Entity {
+                errors.spanned(
+                    key,
+                    format!(
+                        "`#[on({KEY} = ...)]` picks the entity an event goes to: add `{ENTITY}` \
+                         to `#[actor(...)]`, or remove `{KEY}`"
+                    ),
+                );
+            }
+        }
+        kept.push(handler);
+    }
+    actor.handlers = kept;
+}

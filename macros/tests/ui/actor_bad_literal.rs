@@ -1,0 +1,34 @@
+#![allow(unused)]
+use mercato::{actor, Context, Event};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Debug, Clone, Serialize, Deserialize)]
+#[event(name = "test.added", version = 1)]
+struct Added {
+    #[event(key)]
+    cart_id: u64,
+}
+
+#[derive(Event, Debug, Clone, Serialize, Deserialize)]
+#[event(name = "test.removed", version = 1)]
+struct Removed {
+    cart_id: u64,
+}
+
+struct Cart;
+
+#[actor(mailbox = 0, retries = "3", overflow = Sometimes, restart = Always, group = 0)]
+impl Cart {
+    #[on]
+    fn added(&mut self, e: &Added) {}
+}
+
+struct Other;
+
+#[actor(mailbox = "x", passivate_after_secs = 10)]
+impl Other {
+    #[on]
+    fn added(&mut self, e: &Added) {}
+}
+
+fn main() {}

@@ -1,0 +1,28 @@
+#![allow(unused)]
+use mercato::{actor, Context, Event};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Debug, Clone, Serialize, Deserialize)]
+#[event(name = "test.added", version = 1)]
+struct Added {
+    #[event(key)]
+    cart_id: u64,
+}
+
+#[derive(Event, Debug, Clone, Serialize, Deserialize)]
+#[event(name = "test.removed", version = 1)]
+struct Removed {
+    cart_id: u64,
+}
+
+#[actor]
+struct Cart;
+
+struct Shop;
+
+#[actor]
+impl Clone for Shop {
+    fn clone(&self) -> Self { Shop }
+}
+
+fn main() {}

@@ -1,0 +1,28 @@
+#![allow(unused)]
+use mercato::{actor, Context, Event};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Debug, Clone, Serialize, Deserialize)]
+#[event(name = "test.added", version = 1)]
+struct Added {
+    #[event(key)]
+    cart_id: u64,
+}
+
+#[derive(Event, Debug, Clone, Serialize, Deserialize)]
+#[event(name = "test.removed", version = 1)]
+struct Removed {
+    cart_id: u64,
+}
+
+struct Cart;
+
+impl Cart {
+    #[mercato::on]
+    fn added(&mut self, e: &Added) {}
+
+    #[mercato::reply]
+    fn count(&self, e: &Removed) -> u32 { 0 }
+}
+
+fn main() {}
