@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use common::{Num, Query};
 use mercato::{Actor, Addr, Context, HandlerError, System};
+use serde::{Deserialize, Serialize};
 
 struct Counting;
 
@@ -75,6 +76,53 @@ impl Actor for Summer {
     }
 }
 
+/// A number, declared with the macros.
+#[derive(mercato::Event, Debug, Serialize, Deserialize)]
+#[event(name = "test.declared_num", version = 1)]
+pub struct DeclaredNum(pub u64);
+
+/// The same summer, declared with `#[actor]`.
+#[derive(Default)]
+pub struct DeclaredSummer {
+    sum: u64,
+}
+
+#[mercato::actor]
+impl DeclaredSummer {
+    #[on]
+    fn add(&mut self, n: &DeclaredNum) {
+        self.sum += n.0;
+    }
+
+    #[reply]
+    fn total(&self, _q: &Query) -> u64 {
+        self.sum
+    }
+}
+
+/// Allocations per message over `MEASURED` tells to a macro-declared actor.
+async fn per_declared_tell(system: &System) -> f64 {
+    let addr = system.start("declared", DeclaredSummer::default).unwrap();
+    for n in 0..WARM_UP {
+        addr.tell(DeclaredNum(u64::from(n))).await.unwrap();
+    }
+    system.settled().await;
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    for n in 0..MEASURED {
+        addr.tell(DeclaredNum(u64::from(n))).await.unwrap();
+    }
+    system.settled().await;
+    COUNTING.store(false, Ordering::SeqCst);
+    let expected: u64 =
+        (0..WARM_UP).map(u64::from).sum::<u64>() + (0..MEASURED).map(u64::from).sum::<u64>();
+    assert_eq!(
+        addr.ask(Query(0), Duration::from_secs(5)).await.unwrap(),
+        expected
+    );
+    ALLOCATIONS.load(Ordering::SeqCst) as f64 / f64::from(MEASURED)
+}
+
 const WARM_UP: u32 = 20_000;
 const MEASURED: u32 = 100_000;
 
@@ -107,9 +155,10 @@ async fn per_ask(addr: &Addr<Summer>) -> f64 {
     ALLOCATIONS.load(Ordering::SeqCst) as f64 / 10_000.0
 }
 
-fn measure(runtime: tokio::runtime::Runtime) -> (f64, f64) {
+fn measure(runtime: tokio::runtime::Runtime) -> (f64, f64, f64) {
     runtime.block_on(async {
         let system = System::builder().build().unwrap();
+        let declared = per_declared_tell(&system).await;
         let addr = system.spawn("summer", || Summer { sum: 0 }).unwrap();
         let tell = per_tell(&addr, &system).await;
         let ask = per_ask(&addr).await;
@@ -121,7 +170,7 @@ fn measure(runtime: tokio::runtime::Runtime) -> (f64, f64) {
             "every tell was handled"
         );
         system.shutdown(Duration::from_secs(5)).await;
-        (tell, ask)
+        (tell, ask, declared)
     })
 }
 
@@ -148,22 +197,32 @@ fn promise_7_cost_a_local_tell_allocates_nothing() {
         .with_max_level(tracing::Level::INFO)
         .with_writer(std::io::sink)
         .init();
-    let (ct_tell, ct_ask) = measure(current_thread());
-    let (mt_tell, mt_ask) = measure(multi_thread());
+    let (ct_tell, ct_ask, ct_declared) = measure(current_thread());
+    let (mt_tell, mt_ask, mt_declared) = measure(multi_thread());
     // With the span recorded (a DEBUG subscriber), the subscriber itself
     // allocates per span; reported for comparison, not part of the promise.
     let debug = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
         .with_writer(std::io::sink)
         .finish();
-    let (dbg_tell, _) = tracing::subscriber::with_default(debug, || measure(current_thread()));
+    let (dbg_tell, _, _) = tracing::subscriber::with_default(debug, || measure(current_thread()));
 
-    println!("| runtime | allocations per tell | allocations per ask |");
-    println!("| --- | --- | --- |");
-    println!("| current-thread, INFO subscriber | {ct_tell:.4} | {ct_ask:.4} |");
-    println!("| multi-thread (2), INFO subscriber | {mt_tell:.4} | {mt_ask:.4} |");
-    println!("| current-thread, DEBUG subscriber (spans recorded) | {dbg_tell:.4} | - |");
+    println!("| runtime | per tell | per tell, #[actor] | per ask |");
+    println!("| --- | --- | --- | --- |");
+    println!("| current-thread, INFO subscriber | {ct_tell:.4} | {ct_declared:.4} | {ct_ask:.4} |");
+    println!(
+        "| multi-thread (2), INFO subscriber | {mt_tell:.4} | {mt_declared:.4} | {mt_ask:.4} |"
+    );
+    println!("| current-thread, DEBUG subscriber (spans recorded) | {dbg_tell:.4} | - | - |");
 
     assert_eq!(ct_tell, 0.0, "a tell allocated on a current-thread runtime");
     assert_eq!(mt_tell, 0.0, "a tell allocated on a multi-thread runtime");
+    assert_eq!(
+        ct_declared, 0.0,
+        "a tell to a macro-declared actor allocated (current-thread)"
+    );
+    assert_eq!(
+        mt_declared, 0.0,
+        "a tell to a macro-declared actor allocated (multi-thread)"
+    );
 }
