@@ -45,7 +45,7 @@ use parking_lot::RwLock;
 use crate::actor::{Actor, Addr, Handles};
 use crate::dead_letters::{DeadLetter, DeadLetterReason};
 use crate::entity::Entities;
-use crate::event::{Envelope, Event, Key};
+use crate::event::{AckHandle, Acknowledge, Envelope, Event, EventId, Key};
 use crate::mailbox::{Overflow, Refused};
 use crate::runtime::{Cell, SendError, current_cause, in_actor_of};
 use crate::system::System;
@@ -224,7 +224,14 @@ impl Bus {
             });
             return Ok(Published { delivered: 0 });
         };
-        let (meta, payload) = envelope.into_parts();
+        let (mut meta, payload) = envelope.into_parts();
+        // An acknowledged event (from a journal or broker) is acknowledged
+        // once, when every copy is handled; nacked if any copy is not.
+        if routes.len() > 1 {
+            if let Some(ack) = meta.ack.take() {
+                meta.ack = Some(AckHandle::new(Arc::new(FanOutAck::new(ack, routes.len()))));
+            }
+        }
         let mut delivered = 0;
         let mut refused = Vec::new();
         for route in routes.iter() {
@@ -247,6 +254,44 @@ impl Bus {
         } else {
             Err(PublishError::Refused { refused, delivered })
         }
+    }
+}
+
+/// Turns one acknowledgement per copy into one for the published event:
+/// `ack` once every copy was handled, `nack` (with the first reason) when
+/// every copy is done and at least one was dead-lettered.
+struct FanOutAck {
+    inner: AckHandle,
+    remaining: AtomicUsize,
+    refused: parking_lot::Mutex<Option<String>>,
+}
+
+impl FanOutAck {
+    fn new(inner: AckHandle, copies: usize) -> Self {
+        FanOutAck {
+            inner,
+            remaining: AtomicUsize::new(copies),
+            refused: parking_lot::Mutex::new(None),
+        }
+    }
+
+    fn done(&self, id: EventId) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            match self.refused.lock().take() {
+                Some(reason) => self.inner.nack(id, &reason),
+                None => self.inner.ack(id),
+            }
+        }
+    }
+}
+
+impl Acknowledge for FanOutAck {
+    fn ack(&self, id: EventId) {
+        self.done(id);
+    }
+    fn nack(&self, id: EventId, reason: &str) {
+        self.refused.lock().get_or_insert_with(|| reason.to_owned());
+        self.done(id);
     }
 }
 

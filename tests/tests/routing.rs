@@ -1036,3 +1036,57 @@ async fn groups_and_entities_refuse_outside_sends_while_shutting_down() {
     ));
     shutdown.await.unwrap();
 }
+
+/// Counts acknowledgements.
+#[derive(Default)]
+struct Acks {
+    acked: AtomicU32,
+    nacked: Mutex<Vec<String>>,
+}
+
+impl mercato::Acknowledge for Acks {
+    fn ack(&self, _id: EventId) {
+        self.acked.fetch_add(1, Ordering::SeqCst);
+    }
+    fn nack(&self, _id: EventId, reason: &str) {
+        self.nacked.lock().unwrap().push(reason.to_owned());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn bus_an_acknowledged_event_is_acked_once_for_all_its_copies() {
+    let system = System::builder().build().unwrap();
+    let strict = listener(&system, "strict", &log(), |c| {
+        c.capacity(1).overflow(Overflow::Reject)
+    });
+    listener(&system, "relaxed", &log(), |c| c);
+    let publish = |acks: &Arc<Acks>, n| {
+        mercato::Envelope::new(OrderPlaced {
+            order_id: 1,
+            sku: 0,
+            n,
+        })
+        .with_ack(mercato::AckHandle::new(
+            acks.clone() as Arc<dyn mercato::Acknowledge>
+        ))
+    };
+    // Both subscribers handle it: one ack, no nack.
+    let all = Arc::new(Acks::default());
+    system.publish_envelope(publish(&all, 1)).await.unwrap();
+    system.settled().await;
+    assert_eq!(all.acked.load(Ordering::SeqCst), 1);
+    assert!(all.nacked.lock().unwrap().is_empty());
+    // Fill strict, then publish again: strict refuses its copy.
+    strict
+        .try_tell(OrderPlaced {
+            order_id: 0,
+            sku: 0,
+            n: 0,
+        })
+        .unwrap();
+    let partly = Arc::new(Acks::default());
+    assert!(system.publish_envelope(publish(&partly, 2)).await.is_err());
+    system.settled().await;
+    assert_eq!(partly.acked.load(Ordering::SeqCst), 0);
+    assert_eq!(*partly.nacked.lock().unwrap(), vec!["rejected".to_owned()]);
+}
