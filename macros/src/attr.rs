@@ -46,6 +46,10 @@ pub(crate) const ENTITY: &str = "entity";
 pub(crate) const GROUP: &str = "group";
 /// `#[actor(passivate_after_secs = N)]`: idle time before an entity stops.
 pub(crate) const PASSIVATE_AFTER_SECS: &str = "passivate_after_secs";
+/// `#[actor(backoff_ms = N)]`: the first wait before a retry or restart.
+pub(crate) const BACKOFF_MS: &str = "backoff_ms";
+/// `#[actor(backoff_max_ms = N)]`: the longest wait before a retry or restart.
+pub(crate) const BACKOFF_MAX_MS: &str = "backoff_max_ms";
 
 /// The overflow policies, as written in `overflow = …`.
 pub(crate) const OVERFLOW_POLICIES: &[&str] =
@@ -66,6 +70,8 @@ pub(crate) mod kw {
     syn::custom_keyword!(entity);
     syn::custom_keyword!(group);
     syn::custom_keyword!(passivate_after_secs);
+    syn::custom_keyword!(backoff_ms);
+    syn::custom_keyword!(backoff_max_ms);
 }
 
 /// The error for a key that is none of those `lookahead` peeked for:

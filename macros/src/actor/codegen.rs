@@ -304,6 +304,17 @@ fn declared_impl(actor: &Actor) -> TokenStream {
         let n = Literal::u32_unsuffixed(n);
         setters.push(quote! { .max_retries(#n) });
     }
+    if options.backoff_ms.is_some() || options.backoff_max_ms.is_some() {
+        // The defaults of `Backoff::default()` for what is not written.
+        let initial = Literal::u64_unsuffixed(options.backoff_ms.map_or(10, |(v, _)| v));
+        let max = Literal::u64_unsuffixed(options.backoff_max_ms.map_or(5_000, |(v, _)| v));
+        setters.push(quote! {
+            .backoff(::mercato::__private::Backoff::exponential(
+                ::mercato::__private::Duration::from_millis(#initial),
+                ::mercato::__private::Duration::from_millis(#max),
+            ))
+        });
+    }
     if let Some((secs, _)) = options.passivate_after_secs {
         let secs = Literal::u64_unsuffixed(secs);
         setters.push(quote! { .passivate_after(::mercato::__private::Duration::from_secs(#secs)) });

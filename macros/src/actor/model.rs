@@ -35,6 +35,10 @@ pub(crate) struct Options {
     pub(crate) deployment_span: Option<Span>,
     /// `passivate_after_secs = N`.
     pub(crate) passivate_after_secs: Option<(u64, Span)>,
+    /// `backoff_ms = N`: the first wait, in milliseconds.
+    pub(crate) backoff_ms: Option<(u64, Span)>,
+    /// `backoff_max_ms = N`: the longest wait, in milliseconds.
+    pub(crate) backoff_max_ms: Option<(u64, Span)>,
 }
 
 /// How the actor is deployed.

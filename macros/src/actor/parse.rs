@@ -8,8 +8,9 @@ use syn::{FnArg, ImplItem, ImplItemFn, Token, Type};
 
 use super::model::{Arg, Deployment, Handler, Hook, Kind, Options};
 use crate::attr::{
-    self, ENTITY, GROUP, KEY, MAILBOX, ON, OVERFLOW, OVERFLOW_POLICIES, PASSIVATE_AFTER_SECS,
-    PUBLISHES, REPLY, RESTART, RESTART_POLICIES, RETRIES, STARTED, STOPPING, Seen, kw,
+    self, BACKOFF_MAX_MS, BACKOFF_MS, ENTITY, GROUP, KEY, MAILBOX, ON, OVERFLOW, OVERFLOW_POLICIES,
+    PASSIVATE_AFTER_SECS, PUBLISHES, REPLY, RESTART, RESTART_POLICIES, RETRIES, STARTED, STOPPING,
+    Seen, kw,
 };
 use crate::errors::Errors;
 
@@ -41,6 +42,10 @@ pub(crate) fn options(tokens: TokenStream, errors: &mut Errors) -> Options {
                 PASSIVATE_AFTER_SECS,
                 input.parse::<kw::passivate_after_secs>()?.span,
             )
+        } else if lookahead.peek(kw::backoff_ms) {
+            (BACKOFF_MS, input.parse::<kw::backoff_ms>()?.span)
+        } else if lookahead.peek(kw::backoff_max_ms) {
+            (BACKOFF_MAX_MS, input.parse::<kw::backoff_max_ms>()?.span)
         } else {
             return Err(attr::unknown(input, lookahead, "`#[actor]` option"));
         };
@@ -98,6 +103,16 @@ pub(crate) fn options(tokens: TokenStream, errors: &mut Errors) -> Options {
                 {
                     set_deployment(&mut options, Deployment::Group(size), arg.span, errors);
                 }
+            }
+            BACKOFF_MS => {
+                options.backoff_ms = errors
+                    .ok(attr::int::<u64>(value, "backoff_ms = 10"))
+                    .map(|v| (v, arg.span))
+            }
+            BACKOFF_MAX_MS => {
+                options.backoff_max_ms = errors
+                    .ok(attr::int::<u64>(value, "backoff_max_ms = 5000"))
+                    .map(|v| (v, arg.span))
             }
             _ => {
                 options.passivate_after_secs = errors.ok(attr::positive_int::<u64>(

@@ -3,7 +3,7 @@
 use quote::ToTokens;
 
 use super::model::{Actor, Deployment, Kind};
-use crate::attr::{ENTITY, KEY, PASSIVATE_AFTER_SECS};
+use crate::attr::{BACKOFF_MAX_MS, BACKOFF_MS, ENTITY, KEY, PASSIVATE_AFTER_SECS};
 use crate::errors::Errors;
 
 /// Records what does not fit together, and drops the handlers that would
@@ -16,6 +16,19 @@ pub(crate) fn validate(actor: &mut Actor, errors: &mut Errors) {
                 format!(
                     "`{PASSIVATE_AFTER_SECS}` applies to entity actors only: add `{ENTITY}` to \
                      `#[actor(...)]`, or remove it"
+                ),
+            );
+        }
+    }
+
+    let initial = actor.options.backoff_ms.map_or(10, |(v, _)| v);
+    if let Some((max, span)) = actor.options.backoff_max_ms {
+        if max < initial {
+            errors.at(
+                span,
+                format!(
+                    "`{BACKOFF_MAX_MS} = {max}` is less than the first wait ({initial} ms): the \
+                     longest wait must be at least `{BACKOFF_MS}`"
                 ),
             );
         }

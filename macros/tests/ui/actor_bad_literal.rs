@@ -31,4 +31,12 @@ impl Other {
     fn added(&mut self, e: &Added) {}
 }
 
+struct Slow;
+
+#[actor(backoff_ms = 100, backoff_max_ms = 10)]
+impl Slow {
+    #[on]
+    fn added(&mut self, e: &Added) {}
+}
+
 fn main() {}
