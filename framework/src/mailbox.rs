@@ -760,3 +760,42 @@ impl<M, T, W> Drop for Push<'_, M, T, W> {
 #[cfg(all(test, loom))]
 #[path = "mailbox_loom.rs"]
 mod loom_tests;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{MailboxConfig, Overflow};
+    use crate::ActorConfig;
+
+    #[test]
+    fn overflow_policies_print_their_names() {
+        let names: Vec<String> = [
+            Overflow::Backpressure,
+            Overflow::Reject,
+            Overflow::DropOldest,
+            Overflow::DropNewest,
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            names,
+            ["backpressure", "reject", "drop-oldest", "drop-newest"]
+        );
+    }
+
+    #[test]
+    fn setting_the_capacity_keeps_the_policy_and_the_other_way_round() {
+        let config = ActorConfig::default()
+            .overflow(Overflow::Reject)
+            .capacity(5);
+        assert_eq!(
+            config.mailbox_config(),
+            MailboxConfig::new(5, Overflow::Reject)
+        );
+        let config = ActorConfig::default()
+            .capacity(7)
+            .overflow(Overflow::DropOldest);
+        assert_eq!(config.mailbox_config().capacity(), 7);
+        assert_eq!(config.mailbox_config().overflow(), Overflow::DropOldest);
+    }
+}
