@@ -34,6 +34,8 @@ chapters! {
     Timers => "timers.md",
     Shutdown => "shutdown.md",
     Configuration => "configuration.md",
+    Macros => "macros.md",
+    CompilerErrors => "compiler-errors.md",
     Testing => "testing.md",
     Observability => "observability.md",
 }

@@ -6,235 +6,132 @@
 //! cargo run -p example-hello
 //! ```
 //!
-//! A `Cart` takes items and, at checkout, tells an `Order` actor that an
-//! order was placed. The order actor has a bug: the first time it sees a
-//! quantity of 13 it panics. Its supervisor restarts it from its factory and
-//! the message is retried on the fresh instance; the orders queued behind
-//! it are handled afterwards, in order. The program ends with a graceful
-//! shutdown and prints the report.
+//! A `Cart` takes items and, at checkout, publishes `OrderPlaced`; an
+//! `Order` actor, subscribed to it, books the order. Neither holds the
+//! other's address: `System::start` subscribes each actor to the events its
+//! `#[on]` handlers take. The order actor has a bug: the first time it sees
+//! 13 items it panics. Its supervisor builds a fresh instance from the
+//! factory and the order is retried on it; the orders queued behind it are
+//! handled afterwards, in order. The program asks the order actor for its
+//! count, shuts down gracefully, prints the report and draws the topology.
 //!
-//! The handler impls are written by hand here; the `#[actor]` macro will
-//! write them for you.
+//! Events are declared with `#[derive(Event)]` and actors with
+//! `#[mercato::actor]`; the book's "Actors" chapter shows what they write.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use mercato::{
-    Actor, Addr, Answers, AnyPayload, Context, DeadLetterReason, Envelope, Event, HandlerError,
-    Handles, Message, Meta, Request, System,
-};
+use mercato::{Context, Event, HandlerError, System, actor};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Event, Debug, Serialize, Deserialize)]
+#[event(name = "shop.item_added", version = 1)]
 struct ItemAdded {
     sku: String,
     qty: u32,
 }
 
-impl Event for ItemAdded {
-    const NAME: &'static str = "shop.item_added";
-    const VERSION: u32 = 1;
-}
-
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Event, Debug, Serialize, Deserialize)]
+#[event(name = "shop.checkout_requested", version = 1)]
 struct CheckoutRequested;
 
-impl Event for CheckoutRequested {
-    const NAME: &'static str = "shop.checkout_requested";
-    const VERSION: u32 = 1;
-}
-
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Event, Debug, Serialize, Deserialize)]
+#[event(name = "shop.order_placed", version = 1)]
 struct OrderPlaced {
     order_no: u32,
     items: u32,
 }
 
-impl Event for OrderPlaced {
-    const NAME: &'static str = "shop.order_placed";
-    const VERSION: u32 = 1;
-}
-
-#[derive(Debug, Serialize, Deserialize)]
+/// A query, answered by the order actor's `#[reply]` handler.
+#[derive(Event, Debug, Serialize, Deserialize)]
+#[event(name = "shop.count_orders", version = 1)]
 struct CountOrders;
 
-impl Event for CountOrders {
-    const NAME: &'static str = "shop.count_orders";
-    const VERSION: u32 = 1;
-}
-
+// ANCHOR: cart
 /// The cart: collects items, places an order at checkout.
+#[derive(Default)]
 struct Cart {
-    order: Addr<Order>,
     items: u32,
     orders: u32,
 }
 
-enum CartMsg {
-    ItemAdded(Envelope<ItemAdded>),
-    Checkout(Envelope<CheckoutRequested>),
-}
-
-impl Message for CartMsg {
-    fn meta(&self) -> &Meta {
-        match self {
-            CartMsg::ItemAdded(e) => e.meta(),
-            CartMsg::Checkout(e) => e.meta(),
-        }
+#[actor]
+impl Cart {
+    #[on]
+    fn item_added(&mut self, e: &ItemAdded) {
+        self.items += e.qty;
+        println!("cart : {} x {} added ({} items)", e.qty, e.sku, self.items);
     }
-    fn meta_mut(&mut self) -> &mut Meta {
-        match self {
-            CartMsg::ItemAdded(e) => e.meta_mut(),
-            CartMsg::Checkout(e) => e.meta_mut(),
-        }
-    }
-    fn into_dead_letter(
-        self,
-        reason: DeadLetterReason,
-        error: Option<&str>,
-    ) -> Arc<dyn AnyPayload> {
-        match self {
-            CartMsg::ItemAdded(e) => e.into_dead_letter(reason, error),
-            CartMsg::Checkout(e) => e.into_dead_letter(reason, error),
-        }
-    }
-}
 
-impl Handles<ItemAdded> for Cart {
-    fn wrap(e: Envelope<ItemAdded>) -> CartMsg {
-        CartMsg::ItemAdded(e)
-    }
-}
-
-impl Handles<CheckoutRequested> for Cart {
-    fn wrap(e: Envelope<CheckoutRequested>) -> CartMsg {
-        CartMsg::Checkout(e)
-    }
-}
-
-impl Actor for Cart {
-    type Msg = CartMsg;
-
-    async fn handle(
+    #[on(publishes = [OrderPlaced])]
+    async fn checkout(
         &mut self,
-        msg: &mut CartMsg,
-        _cx: &mut Context<Self>,
+        _e: &CheckoutRequested,
+        cx: &mut Context<Self>,
     ) -> Result<(), HandlerError> {
-        match msg {
-            CartMsg::ItemAdded(e) => {
-                self.items += e.qty;
-                println!("cart : {} x {} added ({} items)", e.qty, e.sku, self.items);
-            }
-            CartMsg::Checkout(_) => {
-                self.orders += 1;
-                let placed = OrderPlaced {
-                    order_no: self.orders,
-                    items: std::mem::take(&mut self.items),
-                };
-                println!(
-                    "cart : checkout -> order #{} with {} items",
-                    placed.order_no, placed.items
-                );
-                // Sent from inside a handler: the order keeps this checkout's
-                // correlation id, and its causation id is the checkout's id.
-                self.order.tell(placed).await?;
-            }
-        }
+        self.orders += 1;
+        let placed = OrderPlaced {
+            order_no: self.orders,
+            items: std::mem::take(&mut self.items),
+        };
+        println!(
+            "cart : checkout -> order #{} with {} items",
+            placed.order_no, placed.items
+        );
+        // Published from inside a handler: the order keeps this checkout's
+        // correlation id, and its causation id is the checkout's id.
+        cx.publish(placed).await?;
         Ok(())
     }
 }
+// ANCHOR_END: cart
 
 // ANCHOR: order
 /// The order book. Has a bug that a restart works around.
-#[derive(Default)]
 struct Order {
+    instance: u32,
     placed: u32,
 }
 
+static INSTANCES: AtomicU32 = AtomicU32::new(0);
 static BUG_TRIGGERED: AtomicBool = AtomicBool::new(false);
 
-enum OrderMsg {
-    Placed(Envelope<OrderPlaced>),
-    Count(Request<CountOrders, u32>),
-}
-
-impl Message for OrderMsg {
-    fn meta(&self) -> &Meta {
-        match self {
-            OrderMsg::Placed(e) => e.meta(),
-            OrderMsg::Count(r) => r.meta(),
-        }
-    }
-    fn meta_mut(&mut self) -> &mut Meta {
-        match self {
-            OrderMsg::Placed(e) => e.meta_mut(),
-            OrderMsg::Count(r) => r.meta_mut(),
-        }
-    }
-    fn into_dead_letter(
-        self,
-        reason: DeadLetterReason,
-        error: Option<&str>,
-    ) -> Arc<dyn AnyPayload> {
-        match self {
-            OrderMsg::Placed(e) => e.into_dead_letter(reason, error),
-            OrderMsg::Count(r) => r.into_dead_letter(reason, error),
+impl Order {
+    /// The factory: builds the first instance, and a fresh one after a panic.
+    fn new() -> Self {
+        Order {
+            instance: INSTANCES.fetch_add(1, Ordering::SeqCst) + 1,
+            placed: 0,
         }
     }
 }
 
-impl Handles<OrderPlaced> for Order {
-    fn wrap(e: Envelope<OrderPlaced>) -> OrderMsg {
-        OrderMsg::Placed(e)
-    }
-}
-
-impl Answers<CountOrders> for Order {
-    type Reply = u32;
-    fn wrap(r: Request<CountOrders, u32>) -> OrderMsg {
-        OrderMsg::Count(r)
-    }
-}
-
-impl Actor for Order {
-    type Msg = OrderMsg;
-
-    async fn started(&mut self, cx: &mut Context<Self>) -> Result<(), HandlerError> {
-        println!("order: started as `{}`", cx.name());
-        Ok(())
-    }
-
-    async fn restarted(&mut self, why: &str, _cx: &mut Context<Self>) -> Result<(), HandlerError> {
-        println!("order: restarted from its factory after: {why}");
-        Ok(())
-    }
-
-    async fn handle(
-        &mut self,
-        msg: &mut OrderMsg,
-        _cx: &mut Context<Self>,
-    ) -> Result<(), HandlerError> {
-        match msg {
-            OrderMsg::Placed(e) => {
-                if e.items == 13 && !BUG_TRIGGERED.swap(true, Ordering::SeqCst) {
-                    panic!("unlucky order #{} ({} items)", e.order_no, e.items);
-                }
-                self.placed += 1;
-                println!(
-                    "order: #{} placed with {} items (attempt {}, correlation {})",
-                    e.order_no,
-                    e.items,
-                    e.meta().attempt(),
-                    e.meta().correlation_id()
-                );
-            }
-            OrderMsg::Count(r) => {
-                let placed = self.placed;
-                r.reply(placed);
-            }
+#[actor(mailbox = 16)]
+impl Order {
+    /// Runs before the first message of every instance, restarted ones too.
+    #[started]
+    fn open(&mut self, cx: &mut Context<Self>) {
+        match self.instance {
+            1 => println!("order: started as `{}`", cx.name()),
+            n => println!("order: restarted: instance #{n} built by the factory"),
         }
-        Ok(())
+    }
+
+    #[on]
+    fn order_placed(&mut self, e: &OrderPlaced) {
+        if e.items == 13 && !BUG_TRIGGERED.swap(true, Ordering::SeqCst) {
+            panic!("unlucky order #{} ({} items)", e.order_no, e.items);
+        }
+        self.placed += 1;
+        println!(
+            "order: #{} placed with {} items (instance #{})",
+            e.order_no, e.items, self.instance
+        );
+    }
+
+    #[reply]
+    fn count(&self, _q: &CountOrders) -> u32 {
+        self.placed
     }
 }
 // ANCHOR_END: order
@@ -248,40 +145,44 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .unwrap_or_else(|_| "mercato=warn".into()),
         )
         .with_target(false)
+        // Colours only on a terminal, so that piped output stays plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // ANCHOR_END: tracing
     // The panic hook would print a backtrace hint; the supervisor's log says enough.
     std::panic::set_hook(Box::new(|info| eprintln!("panic: {info}")));
 
+    // ANCHOR: start
     let system = System::builder().rng_seed(7).build()?;
-    let order: Addr<Order> = system.spawn("order", Order::default)?;
-    let order_for_cart = order.clone();
-    let cart: Addr<Cart> = system.spawn("cart", move || Cart {
-        order: order_for_cart.clone(),
-        items: 0,
-        orders: 0,
-    })?;
+    // Spawned with its declared options, subscribed to `OrderPlaced`.
+    let order = system.start("order", Order::new)?;
+    // Subscribed to `ItemAdded` and `CheckoutRequested`.
+    system.start("cart", Cart::default)?;
+    // ANCHOR_END: start
 
     for (sku, qty) in [("tea", 2), ("mug", 1)] {
-        cart.tell(ItemAdded {
-            sku: sku.into(),
-            qty,
+        system
+            .publish(ItemAdded {
+                sku: sku.into(),
+                qty,
+            })
+            .await?;
+    }
+    system.publish(CheckoutRequested).await?;
+    system
+        .publish(ItemAdded {
+            sku: "biscuits".into(),
+            qty: 13,
         })
         .await?;
-    }
-    cart.tell(CheckoutRequested).await?;
-    cart.tell(ItemAdded {
-        sku: "biscuits".into(),
-        qty: 13,
-    })
-    .await?;
-    cart.tell(CheckoutRequested).await?;
-    cart.tell(ItemAdded {
-        sku: "honey".into(),
-        qty: 1,
-    })
-    .await?;
-    cart.tell(CheckoutRequested).await?;
+    system.publish(CheckoutRequested).await?;
+    system
+        .publish(ItemAdded {
+            sku: "honey".into(),
+            qty: 1,
+        })
+        .await?;
+    system.publish(CheckoutRequested).await?;
 
     system.settled().await;
     let placed = order.ask(CountOrders, Duration::from_secs(1)).await?;
@@ -305,5 +206,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         report.undelivered.len(),
         report.in_flight.len()
     );
+    // Paste into any Mermaid renderer to see who handles and publishes what.
+    print!("main : topology\n{}", system.topology());
     Ok(())
 }
