@@ -677,6 +677,22 @@ impl<A: Actor> Context<A> {
         self.system.publish(event).await
     }
 
+    /// The id of the message being handled; `None` outside a handler (in a
+    /// lifecycle hook).
+    pub fn message_id(&self) -> Option<crate::event::EventId> {
+        current_cause().map(|c| c.id)
+    }
+
+    /// The correlation id of the message being handled.
+    pub fn correlation_id(&self) -> Option<crate::event::EventId> {
+        current_cause().map(|c| c.correlation_id)
+    }
+
+    /// The delivery attempt of the message being handled (1 on the first try).
+    pub fn attempt(&self) -> Option<u32> {
+        current_cause().map(|c| c.attempt)
+    }
+
     /// This actor's supervision settings.
     pub fn supervision(&self) -> &Supervision {
         &self.supervision
@@ -693,5 +709,6 @@ pub(crate) fn cause_of(meta: &Meta) -> Cause {
     Cause {
         id: meta.id(),
         correlation_id: meta.correlation_id(),
+        attempt: meta.attempt(),
     }
 }

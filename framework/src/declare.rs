@@ -126,6 +126,7 @@ impl System {
     where
         F: Fn() -> A + Send + Sync + 'static,
     {
+        expect_deployment::<A>(name, Deployment::Single, "start")?;
         let addr = self.spawn_with(name, A::configure, factory)?;
         self.declare::<A>(name);
         A::subscribe(self, &addr)?;
@@ -141,9 +142,8 @@ impl System {
     where
         F: Fn() -> A + Send + Sync + 'static,
     {
-        let size = match A::DEPLOYMENT {
-            Deployment::Group(size) => size,
-            _ => 1,
+        let Deployment::Group(size) = A::DEPLOYMENT else {
+            return Err(wrong_deployment::<A>(name, "start_group"));
         };
         let group = self.spawn_group_with(name, size, A::configure, factory)?;
         self.declare::<A>(name);
@@ -151,7 +151,7 @@ impl System {
         Ok(group)
     }
 
-    /// Makes a declared entity kind (`#[actor(entity = Key)]`) and subscribes it.
+    /// Makes a declared entity kind (`#[actor(entity)]`) and subscribes it.
     pub fn start_entities<A: Declared, F>(
         &self,
         name: &str,
@@ -160,6 +160,7 @@ impl System {
     where
         F: Fn(&crate::Key) -> A + Send + Sync + 'static,
     {
+        expect_deployment::<A>(name, Deployment::Entity, "start_entities")?;
         let entities = self.entities_with(name, A::configure, factory)?;
         self.declare::<A>(name);
         A::subscribe_entities(self, &entities)?;
@@ -211,5 +212,30 @@ impl System {
             }
         }
         out
+    }
+}
+
+fn expect_deployment<A: Declared>(
+    name: &str,
+    wanted: Deployment,
+    method: &'static str,
+) -> Result<(), SystemError> {
+    if A::DEPLOYMENT == wanted {
+        Ok(())
+    } else {
+        Err(wrong_deployment::<A>(name, method))
+    }
+}
+
+fn wrong_deployment<A: Declared>(name: &str, method: &'static str) -> SystemError {
+    let fix = match A::DEPLOYMENT {
+        Deployment::Single => "System::start",
+        Deployment::Entity => "System::start_entities",
+        Deployment::Group(_) => "System::start_group",
+    };
+    SystemError::WrongDeployment {
+        actor: name.to_owned(),
+        method,
+        fix,
     }
 }

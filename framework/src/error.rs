@@ -74,6 +74,17 @@ pub enum SystemError {
     /// The system is shutting down or has stopped and spawns nothing more.
     #[error("the actor system is shutting down and spawns no new actor")]
     ShuttingDown,
+    /// A declared actor was started with the `start*` method of another
+    /// deployment (e.g. `start` for an `#[actor(entity)]`).
+    #[error("`{actor}` is declared for {fix}, not System::{method}: call {fix}")]
+    WrongDeployment {
+        /// The actor's name.
+        actor: String,
+        /// The method that was called.
+        method: &'static str,
+        /// The method its declaration needs.
+        fix: &'static str,
+    },
     /// The same subscriber is already subscribed to the event that way.
     #[error(
         "`{subscriber}` is already subscribed to `{event}` this way: subscribe once (a second subscription would deliver every event twice)"

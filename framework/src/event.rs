@@ -118,6 +118,12 @@ macro_rules! key_from_int {
 }
 key_from_int!(u8, u16, u32, u64, u128);
 
+impl From<usize> for Key {
+    fn from(value: usize) -> Self {
+        Key::Int(value as u128)
+    }
+}
+
 impl From<&str> for Key {
     fn from(value: &str) -> Self {
         Key::Str(Arc::from(value))
@@ -429,6 +435,7 @@ impl Meta {
 pub(crate) struct Cause {
     pub(crate) id: EventId,
     pub(crate) correlation_id: EventId,
+    pub(crate) attempt: u32,
 }
 
 /// The payload: owned for a direct `tell`, shared when one event fans out.

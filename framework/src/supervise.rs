@@ -116,6 +116,18 @@ impl Backoff {
         }
     }
 
+    /// Sets the first wait.
+    pub fn initial(mut self, initial: Duration) -> Self {
+        self.initial = initial;
+        self
+    }
+
+    /// Sets the longest wait.
+    pub fn max(mut self, max: Duration) -> Self {
+        self.max = max;
+        self
+    }
+
     /// Sets the growth factor (at least 1).
     pub fn multiplier(mut self, multiplier: f64) -> Self {
         self.multiplier = multiplier;

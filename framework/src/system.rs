@@ -127,6 +127,11 @@ impl ActorConfig {
         self.supervision = self.supervision.intensity(intensity);
         self
     }
+    /// Changes the backoff in place, keeping what `change` leaves alone.
+    pub fn map_backoff(mut self, change: impl FnOnce(Backoff) -> Backoff) -> Self {
+        self.supervision.backoff = change(self.supervision.backoff);
+        self
+    }
     /// Sets the strategy applied to this actor's children.
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.supervision = self.supervision.strategy(strategy);

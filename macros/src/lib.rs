@@ -40,7 +40,7 @@ use proc_macro::TokenStream;
 /// ```
 ///
 /// `name` (the stable wire name) and `version` (from 1) are required. The
-/// key field's type must convert into `mercato::Key` (integers, strings, or
+/// key field's type must convert into `mercato::Key` (unsigned integers, strings, or
 /// a type with `impl From<T> for mercato::Key`). Generic events are refused:
 /// a wire name names one schema.
 #[proc_macro_derive(Event, attributes(event))]
@@ -106,13 +106,17 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// Options, all optional: `mailbox = N` (capacity), `overflow = Backpressure |
 /// Reject | DropOldest | DropNewest`, `restart = Permanent | Transient |
 /// Temporary`, `retries = N`, `entity` (one instance per key) or `group = N`
-/// (a pool of N), and for entities `passivate_after_secs = N`.
+/// (a pool of N), `backoff_ms = N` and `backoff_max_ms = N` (the first and
+/// the longest wait between retries and restarts; what is not written keeps
+/// the configured default), and for entities `passivate_after_secs = N`.
 ///
 /// A handler takes `&mut self` or `&self`, one event as `&E` or `E` (then
 /// `E: Clone`: it is cloned out of a possibly shared envelope), and
 /// optionally `&mut Context<Self>`; it may be `async` or not. An `#[on]`
 /// handler returns `()` or `Result<(), E>` with `E: Into<HandlerError>`; a
-/// `#[reply]` handler returns the reply. In an entity actor,
+/// `#[reply]` handler returns the reply (a `Result` there is the reply
+/// itself, not a failure). The message's ids and attempt are on the
+/// context: `cx.message_id()`, `cx.correlation_id()`, `cx.attempt()`. In an entity actor,
 /// `#[on(key = field)]` routes by that field of the event instead of its
 /// `#[event(key)]`. Generic actors are refused.
 #[proc_macro_attribute]

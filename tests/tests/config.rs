@@ -128,3 +128,13 @@ async fn overrides_by_name_win_over_the_spawn_site_which_wins_over_defaults() {
     }
     assert!(refused >= 1);
 }
+
+#[test]
+fn map_backoff_changes_only_what_it_sets() {
+    let base = mercato::ActorConfig::default()
+        .backoff(Backoff::exponential(Duration::from_secs(1), Duration::from_secs(60)).jitter(0.5));
+    let changed = base.map_backoff(|b| b.initial(Duration::from_secs(2)));
+    let expected = mercato::Supervision::default()
+        .backoff(Backoff::exponential(Duration::from_secs(2), Duration::from_secs(60)).jitter(0.5));
+    assert_eq!(changed.supervision_config(), expected);
+}

@@ -1090,3 +1090,21 @@ async fn bus_an_acknowledged_event_is_acked_once_for_all_its_copies() {
     assert_eq!(partly.acked.load(Ordering::SeqCst), 0);
     assert_eq!(*partly.nacked.lock().unwrap(), vec!["rejected".to_owned()]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_declared_actor_started_with_the_wrong_method_is_refused() {
+    /// A declared entity.
+    #[derive(Default)]
+    struct Declared;
+    #[mercato::actor(entity)]
+    impl Declared {
+        #[on]
+        fn placed(&mut self, _e: &OrderPlaced) {}
+    }
+    let system = System::builder().build().unwrap();
+    let err = system.start("cart", Declared::default).unwrap_err();
+    assert!(matches!(err, mercato::SystemError::WrongDeployment { .. }));
+    assert!(err.to_string().contains("System::start_entities"), "{err}");
+    assert!(system.start_group("cart", Declared::default).is_err());
+    assert!(system.start_entities("cart", |_: &Key| Declared).is_ok());
+}

@@ -304,15 +304,18 @@ fn declared_impl(actor: &Actor) -> TokenStream {
         let n = Literal::u32_unsuffixed(n);
         setters.push(quote! { .max_retries(#n) });
     }
-    if options.backoff_ms.is_some() || options.backoff_max_ms.is_some() {
-        // The defaults of `Backoff::default()` for what is not written.
-        let initial = Literal::u64_unsuffixed(options.backoff_ms.map_or(10, |(v, _)| v));
-        let max = Literal::u64_unsuffixed(options.backoff_max_ms.map_or(5_000, |(v, _)| v));
+    // Only what is written changes; the rest of the backoff (including the
+    // system defaults' growth and jitter) stays.
+    if let Some((ms, _)) = options.backoff_ms {
+        let ms = Literal::u64_unsuffixed(ms);
         setters.push(quote! {
-            .backoff(::mercato::__private::Backoff::exponential(
-                ::mercato::__private::Duration::from_millis(#initial),
-                ::mercato::__private::Duration::from_millis(#max),
-            ))
+            .map_backoff(|b| b.initial(::mercato::__private::Duration::from_millis(#ms)))
+        });
+    }
+    if let Some((ms, _)) = options.backoff_max_ms {
+        let ms = Literal::u64_unsuffixed(ms);
+        setters.push(quote! {
+            .map_backoff(|b| b.max(::mercato::__private::Duration::from_millis(#ms)))
         });
     }
     if let Some((secs, _)) = options.passivate_after_secs {

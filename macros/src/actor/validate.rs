@@ -21,8 +21,11 @@ pub(crate) fn validate(actor: &mut Actor, errors: &mut Errors) {
         }
     }
 
-    let initial = actor.options.backoff_ms.map_or(10, |(v, _)| v);
-    if let Some((max, span)) = actor.options.backoff_max_ms {
+    // Checked here when both are written; otherwise at spawn, against the
+    // configured defaults (`supervision.backoff.max`).
+    if let (Some((initial, _)), Some((max, span))) =
+        (actor.options.backoff_ms, actor.options.backoff_max_ms)
+    {
         if max < initial {
             errors.at(
                 span,
