@@ -237,8 +237,6 @@ struct State<M> {
     processed: u64,
     rejected: u64,
     dropped: u64,
-    /// Bumped on every push and every receive.
-    activity: u64,
     /// Whether this mailbox is counted in its `Busy` now.
     counted_busy: bool,
 }
@@ -332,7 +330,6 @@ impl<M> Mailbox<M> {
                 processed: 0,
                 rejected: 0,
                 dropped: 0,
-                activity: 0,
                 counted_busy: false,
             }),
             capacity: config.capacity,
@@ -404,7 +401,6 @@ impl<M> Mailbox<M> {
             }
             state.queue.push_back(wrap(value));
             state.enqueued += 1;
-            state.activity += 1;
             state.high_water = state.high_water.max(state.queue.len());
             state.receiver.take()
         };
@@ -426,7 +422,6 @@ impl<M> Mailbox<M> {
             return false;
         }
         state.closed = true;
-        state.activity += 1;
         true
     }
 
@@ -489,13 +484,11 @@ impl<M> Mailbox<M> {
                 }
                 Overflow::DropNewest => {
                     state.dropped += 1;
-                    state.activity += 1;
                     return Attempt::Done(Ok(Pushed::DroppedNewest(wrap(value))), None);
                 }
             }
         };
         state.enqueued += 1;
-        state.activity += 1;
         state.high_water = state.high_water.max(state.queue.len());
         Attempt::Done(Ok(pushed), state.receiver.take())
     }
@@ -509,7 +502,6 @@ impl<M> Mailbox<M> {
                 return false;
             }
             state.control.push_back(control);
-            state.activity += 1;
             state.receiver.take()
         };
         if let Some(waker) = waker {
@@ -561,7 +553,6 @@ impl<M> Mailbox<M> {
             };
             state.running = Some(matches!(item, Received::Message(_)));
             state.running_since = Some(tokio::time::Instant::now());
-            state.activity += 1;
             let waker = match item {
                 Received::Message(_) => state.waiting_senders.pop_front().map(|(_, w)| w),
                 Received::Control(_) => None,
@@ -580,7 +571,6 @@ impl<M> Mailbox<M> {
         let (queued, waiters) = {
             let mut state = self.lock();
             state.closed = true;
-            state.activity += 1;
             (
                 std::mem::take(&mut state.queue),
                 std::mem::take(&mut state.waiting_senders),

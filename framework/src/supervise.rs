@@ -399,6 +399,54 @@ mod tests {
     }
 
     #[test]
+    fn rng_is_splitmix64() {
+        // Reference outputs of SplitMix64 from seed 0.
+        let mut rng = Rng::new(0);
+        assert_eq!(rng.next_u64(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(rng.next_u64(), 0x6E78_9E6A_A1B9_65F4);
+        assert_eq!(rng.next_u64(), 0x06C4_5D18_8009_454F);
+    }
+
+    #[test]
+    fn no_backoff_waits_nothing() {
+        for n in [0, 1, 10] {
+            assert_eq!(Backoff::none().delay(n, 0.7), Duration::ZERO);
+        }
+        assert!(Backoff::none().validate().is_ok());
+    }
+
+    #[test]
+    fn restarts_older_than_the_window_no_longer_count() {
+        let intensity = Intensity::new(2, Duration::from_secs(10));
+        let mut window = RestartWindow::default();
+        let t0 = tokio::time::Instant::now();
+        assert!(window.admit(t0, &intensity));
+        assert!(window.admit(t0 + Duration::from_secs(1), &intensity));
+        assert!(
+            !window.admit(t0 + Duration::from_secs(2), &intensity),
+            "a third within 10 s"
+        );
+        assert!(
+            window.admit(t0 + Duration::from_secs(11), &intensity),
+            "the first has left the window"
+        );
+        window.prune(t0 + Duration::from_secs(30), &intensity);
+        assert!(window.is_empty() && window.len() == 0);
+    }
+
+    #[test]
+    fn supervision_setters_change_only_their_field() {
+        let s = Supervision::default().strategy(Strategy::RestForOne);
+        assert_eq!(s.strategy, Strategy::RestForOne);
+        assert_eq!(s.max_retries_value(), 3);
+        let s = s.max_retries(7).restart(Restart::Temporary);
+        assert_eq!(
+            (s.strategy, s.max_retries_value(), s.restart),
+            (Strategy::RestForOne, 7, Restart::Temporary)
+        );
+    }
+
+    #[test]
     fn rng_is_seedable_and_uniform_enough() {
         let mut a = Rng::new(7);
         let mut b = Rng::new(7);

@@ -652,6 +652,7 @@ async fn group_competing_consumers_each_event_goes_to_one_member() {
     assert_eq!(ns, (0..30).collect::<Vec<_>>());
     let per_member: Vec<u64> = group.gauges().iter().map(|g| g.processed).collect();
     assert_eq!(per_member.iter().sum::<u64>(), 30);
+    assert_eq!(group.gauges().iter().map(|g| g.enqueued).sum::<u64>(), 30);
     assert!(
         per_member.iter().all(|p| *p > 0),
         "the work was shared: {per_member:?}"
@@ -1107,4 +1108,51 @@ async fn a_declared_actor_started_with_the_wrong_method_is_refused() {
     assert!(err.to_string().contains("System::start_entities"), "{err}");
     assert!(system.start_group("cart", Declared::default).is_err());
     assert!(system.start_entities("cart", |_: &Key| Declared).is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn group_a_full_group_applies_the_policy_and_no_member_exceeds_its_capacity() {
+    let system = System::builder().build().unwrap();
+    let group = system
+        .spawn_group_with(
+            "busy",
+            2,
+            |c| c.capacity(1).overflow(Overflow::Reject),
+            || Listener {
+                name: "busy".into(),
+                seen: log(),
+            },
+        )
+        .unwrap();
+    // On paused time nobody has run yet: two tells fill both members.
+    for n in 0..2 {
+        group
+            .tell(OrderPlaced {
+                order_id: 0,
+                sku: 0,
+                n,
+            })
+            .await
+            .unwrap();
+    }
+    assert!(group.gauges().iter().all(|g| g.depth == 1));
+    let refused = group
+        .tell(OrderPlaced {
+            order_id: 0,
+            sku: 0,
+            n: 2,
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(mercato::TellError::Full(_))),
+        "{refused:?}"
+    );
+    assert!(
+        group
+            .gauges()
+            .iter()
+            .all(|g| g.depth <= 1 && g.high_water <= 1)
+    );
+    system.settled().await;
+    assert_eq!(group.gauges().iter().map(|g| g.processed).sum::<u64>(), 2);
 }

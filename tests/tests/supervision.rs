@@ -414,3 +414,72 @@ async fn a_temporary_sibling_is_not_restarted_by_one_for_all() {
     assert_eq!(restarts.take(), vec!["failing"]);
     assert!(temp.is_stopped(), "the temporary sibling stopped instead");
 }
+
+/// Spawns two workers in `started`, under its own strategy.
+struct Pair {
+    restarts: common::parking_lot_free::Log<&'static str>,
+    first: std::sync::Arc<std::sync::Mutex<Option<Addr<Worker>>>>,
+}
+
+message_enum!(PairMsg for Pair {
+    tell Num(Num),
+});
+
+impl Actor for Pair {
+    type Msg = PairMsg;
+    async fn started(&mut self, cx: &mut Context<Self>) -> Result<(), HandlerError> {
+        for name in ["x", "y"] {
+            let r = self.restarts.clone();
+            let addr = cx.spawn_with(
+                name,
+                |c| c.retry_after_panic(false),
+                move || Worker {
+                    name,
+                    restarts: r.clone(),
+                },
+            )?;
+            if name == "x" {
+                *self.first.lock().unwrap() = Some(addr);
+            }
+        }
+        Ok(())
+    }
+    async fn handle(
+        &mut self,
+        _msg: &mut PairMsg,
+        _cx: &mut Context<Self>,
+    ) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parent_applies_its_own_strategy_to_its_children() {
+    quiet_panics();
+    let system = System::builder().build().unwrap();
+    let restarts = log();
+    let first = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (r, f) = (restarts.clone(), first.clone());
+    system
+        .spawn_with(
+            "pair",
+            |c| c.strategy(Strategy::OneForAll),
+            move || Pair {
+                restarts: r.clone(),
+                first: f.clone(),
+            },
+        )
+        .unwrap();
+    system.settled().await;
+    let x = first.lock().unwrap().clone().unwrap();
+    x.tell(Num {
+        sender: 0,
+        seq: 666,
+    })
+    .await
+    .unwrap();
+    system.settled().await;
+    let mut r = restarts.take();
+    r.sort_unstable();
+    assert_eq!(r, vec!["x", "y"], "one-for-all among the pair's children");
+}
