@@ -431,7 +431,8 @@ mod tests {
             "the first has left the window"
         );
         window.prune(t0 + Duration::from_secs(30), &intensity);
-        assert!(window.is_empty() && window.len() == 0);
+        assert!(window.is_empty());
+        assert_eq!(window.len(), 0);
     }
 
     #[test]
