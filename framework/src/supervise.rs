@@ -408,6 +408,18 @@ mod tests {
     }
 
     #[test]
+    fn initial_and_max_set_only_their_wait() {
+        let b = Backoff::default()
+            .jitter(0.0)
+            .max(Duration::from_millis(40));
+        assert_eq!(b.delay(0, 0.0), Duration::from_millis(10));
+        assert_eq!(b.delay(5, 0.0), Duration::from_millis(40));
+        let b = b.initial(Duration::from_millis(20));
+        assert_eq!(b.delay(0, 0.0), Duration::from_millis(20));
+        assert_eq!(b.delay(5, 0.0), Duration::from_millis(40));
+    }
+
+    #[test]
     fn no_backoff_waits_nothing() {
         for n in [0, 1, 10] {
             assert_eq!(Backoff::none().delay(n, 0.7), Duration::ZERO);

@@ -331,3 +331,27 @@ async fn backpressure_ask_times_out_while_waiting_for_room_and_the_request_is_no
     );
     assert_eq!(c.system.dead_letters().counts().total(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn try_tell_refused_by_reject_counts_once_and_by_backpressure_counts_too() {
+    for (policy, expected) in [(Overflow::Reject, 1), (Overflow::Backpressure, 1)] {
+        let c = cell(policy);
+        c.addr.tell(Num { sender: 0, seq: 0 }).await.unwrap();
+        until(&c.addr, 0).await;
+        for seq in 1..3 {
+            c.addr.try_tell(Num { sender: 0, seq }).unwrap();
+        }
+        let refused = c.addr.try_tell(Num { sender: 0, seq: 3 });
+        assert!(
+            matches!(refused, Err(TellError::Full(_))),
+            "{policy}: {refused:?}"
+        );
+        assert_eq!(
+            c.addr.gauges().rejected,
+            expected,
+            "{policy}: one refusal, counted once"
+        );
+        c.gate.send_replace(true);
+        c.system.settled().await;
+    }
+}
