@@ -79,7 +79,8 @@ use crate::error::{SystemError, TellError};
 use crate::event::{Envelope, Event, Key};
 use crate::mailbox::{Overflow, Refused};
 use crate::runtime::{
-    Passivation, SendError, current_cause, record_message, spawn_with_passivation,
+    Passivation, SendDeadline, SendError, current_cause, in_actor_of, record_message,
+    spawn_with_passivation,
 };
 use crate::supervise::{RestartWindow, Strategy};
 use crate::system::{ActorConfig, Children, Parent, WeakSystem};
@@ -474,7 +475,12 @@ impl<A: Actor> Kind<A> {
             _ => None,
         };
         match live {
-            Some(addr) => addr.cell.send_by(envelope, A::wrap, deadline).await,
+            Some(addr) => {
+                let internal = in_actor_of(&addr.cell.core);
+                addr.cell
+                    .send_by(envelope, A::wrap, internal, deadline.map(SendDeadline::At))
+                    .await
+            }
             None => {
                 // Passivating with a full hold: let the next activation start,
                 // within the sender's deadline.

@@ -122,19 +122,24 @@ impl<M: Message> Cell<M> {
         value: T,
         wrap: W,
     ) -> Result<(), SendError<T>> {
-        self.send_by(value, wrap, self.core.send_deadline_from_now())
-            .await
+        let internal = in_actor_of(&self.core);
+        // Inside a handler the deadline counts from the moment the mailbox
+        // turns out full; no clock is read when there is room.
+        let deadline = internal.then_some(SendDeadline::After(self.core.send_deadline));
+        self.send_by(value, wrap, internal, deadline).await
     }
 
-    /// [`send`](Self::send) with the deadline given (`None`: no deadline),
-    /// for a caller that tries several times under one deadline.
+    /// [`send`](Self::send) with the caller's view given: whether it is an
+    /// actor of this system, and its deadline (`None`: none), for a caller
+    /// that tries several times under one deadline.
     pub(crate) async fn send_by<T, W: FnOnce(T) -> M>(
         &self,
         value: T,
         wrap: W,
-        deadline: Option<tokio::time::Instant>,
+        internal: bool,
+        deadline: Option<SendDeadline>,
     ) -> Result<(), SendError<T>> {
-        if !self.core.accepts_from_caller() {
+        if !internal && !self.core.accepts_outside() {
             return Err(SendError::ShuttingDown(value));
         }
         let mut push = self.mailbox.push(value, wrap);
@@ -145,8 +150,12 @@ impl<M: Message> Cell<M> {
                 if let Poll::Ready(result) = Pin::new(&mut push).poll(cx) {
                     return Poll::Ready(Some(result));
                 }
-                let timer =
-                    timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                let timer = timer.get_or_insert_with(|| {
+                    Box::pin(match deadline {
+                        SendDeadline::At(at) => tokio::time::sleep_until(at),
+                        SendDeadline::After(wait) => tokio::time::sleep(wait),
+                    })
+                });
                 timer.as_mut().poll(cx).map(|()| None)
             })
             .await
@@ -198,6 +207,15 @@ pub(crate) fn record_message<M: Message>(
         target,
         error,
     });
+}
+
+/// When a send from inside a handler gives up waiting for room.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SendDeadline {
+    /// At this instant (one deadline over several tries).
+    At(tokio::time::Instant),
+    /// This long after the mailbox turned out full.
+    After(Duration),
 }
 
 /// Why [`Cell::send`] did not queue a value.
