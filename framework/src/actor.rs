@@ -85,7 +85,7 @@ use crate::dead_letters::{AnyPayload, DeadLetterReason};
 use crate::error::{AskError, HandlerError, SystemError, TellError};
 use crate::event::{Cause, Envelope, Event, Meta};
 use crate::mailbox::{Control, MailboxGauges, Refused};
-use crate::runtime::{Cell, current_cause, in_actor_of};
+use crate::runtime::{Cell, current_cause, link_to_handled};
 use crate::supervise::Supervision;
 use crate::system::{ActorConfig, Children, Parent, System};
 
@@ -359,9 +359,7 @@ impl<A: Actor> Addr<A> {
     where
         A: Handles<E>,
     {
-        if let Some(cause) = current_cause() {
-            envelope.meta_mut().caused_by(&cause);
-        }
+        link_to_handled(&mut envelope);
         Ok(self.cell.send(envelope, A::wrap).await?)
     }
 
@@ -372,11 +370,8 @@ impl<A: Actor> Addr<A> {
         A: Handles<E>,
     {
         let mut envelope = Envelope::new(event);
-        let internal = in_actor_of(&self.cell.core);
-        if let Some(cause) = current_cause() {
-            envelope.meta_mut().caused_by(&cause);
-        }
-        if !internal && !self.cell.core.accepts_outside() {
+        link_to_handled(&mut envelope);
+        if !self.cell.core.accepts_from_caller() {
             return Err(TellError::ShuttingDown(envelope));
         }
         match self.cell.mailbox.try_push(envelope, A::wrap) {
@@ -403,10 +398,8 @@ impl<A: Actor> Addr<A> {
     {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut envelope = Envelope::new(query);
-        if let Some(cause) = current_cause() {
-            envelope.meta_mut().caused_by(&cause);
-        }
-        if !in_actor_of(&self.cell.core) && !self.cell.core.accepts_outside() {
+        link_to_handled(&mut envelope);
+        if !self.cell.core.accepts_from_caller() {
             return Err(AskError::ShuttingDown(envelope));
         }
         let (tx, rx) = oneshot::channel();
@@ -582,9 +575,7 @@ impl<A: Actor> Context<A> {
         let id = self.next_timer();
         let cell = self.addr.cell.clone();
         let mut envelope = Envelope::new(event);
-        if let Some(cause) = current_cause() {
-            envelope.meta_mut().caused_by(&cause);
-        }
+        link_to_handled(&mut envelope);
         let task = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             if !cell.core.timers_running() {

@@ -47,7 +47,7 @@ use crate::dead_letters::{DeadLetter, DeadLetterReason};
 use crate::entity::Entities;
 use crate::event::{AckHandle, Acknowledge, Envelope, Event, EventId, Key};
 use crate::mailbox::{Overflow, Refused};
-use crate::runtime::{Cell, SendError, current_cause, in_actor_of};
+use crate::runtime::{Cell, SendError, link_to_handled};
 use crate::system::System;
 
 /// How a subscription routes an event.
@@ -205,11 +205,9 @@ impl Bus {
         system: &System,
         mut envelope: Envelope<E>,
     ) -> Result<Published, PublishError<E>> {
-        if let Some(cause) = current_cause() {
-            envelope.meta_mut().caused_by(&cause);
-        }
+        link_to_handled(&mut envelope);
         let core = system.core();
-        if !in_actor_of(core) && !core.accepts_outside() {
+        if !core.accepts_from_caller() {
             return Err(PublishError::ShuttingDown(envelope));
         }
         let routes = self.routes::<E>().filter(|r| !r.is_empty());
@@ -454,9 +452,7 @@ impl<A: Actor> Group<A> {
         A: Handles<E>,
     {
         let mut envelope = Envelope::new(event);
-        if let Some(cause) = current_cause() {
-            envelope.meta_mut().caused_by(&cause);
-        }
+        link_to_handled(&mut envelope);
         if !self.inner.members[0].cell.core.accepts_from_caller() {
             return Err(crate::error::TellError::ShuttingDown(envelope));
         }

@@ -79,7 +79,7 @@ use crate::error::{SystemError, TellError};
 use crate::event::{Envelope, Event, Key};
 use crate::mailbox::{Overflow, Refused};
 use crate::runtime::{
-    Passivation, SendDeadline, SendError, current_cause, in_actor_of, record_message,
+    Passivation, SendDeadline, SendError, in_actor_of, link_to_handled, record_message,
     spawn_with_passivation,
 };
 use crate::supervise::{RestartWindow, Strategy};
@@ -223,9 +223,7 @@ impl<A: Actor> Entities<A> {
         A: Handles<E>,
     {
         let mut envelope = Envelope::new(event);
-        if let Some(cause) = current_cause() {
-            envelope.meta_mut().caused_by(&cause);
-        }
+        link_to_handled(&mut envelope);
         let key = key.into();
         let Some(core) = self.kind.system.upgrade().map(|s| s.core().clone()) else {
             return Err(TellError::ShuttingDown(envelope));

@@ -35,6 +35,15 @@ pub(crate) fn current_cause() -> Option<Cause> {
     CURRENT.try_with(|c| c.cause.get()).ok().flatten()
 }
 
+/// Links an envelope sent from a handler to the message being handled:
+/// same correlation id, causation id = the handled message's id. Outside a
+/// handler it leaves the envelope as it is.
+pub(crate) fn link_to_handled<E>(envelope: &mut crate::event::Envelope<E>) {
+    if let Some(cause) = current_cause() {
+        envelope.meta_mut().caused_by(&cause);
+    }
+}
+
 /// Whether the caller runs inside an actor task of this system.
 pub(crate) fn in_actor_of(core: &Core) -> bool {
     CURRENT.try_with(|c| c.system == core.id).unwrap_or(false)
