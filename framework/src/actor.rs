@@ -85,7 +85,7 @@ use crate::dead_letters::{AnyPayload, DeadLetterReason};
 use crate::error::{AskError, HandlerError, SystemError, TellError};
 use crate::event::{Cause, Envelope, Event, Meta};
 use crate::mailbox::{Control, MailboxGauges, Refused};
-use crate::runtime::{Cell, current_cause, link_to_handled};
+use crate::runtime::{Cell, Sending, current_cause, link_to_handled};
 use crate::supervise::Supervision;
 use crate::system::{ActorConfig, Children, Parent, System};
 
@@ -296,6 +296,37 @@ impl<Q: Event, R: Send + 'static> Request<Q, R> {
     }
 }
 
+/// Whether an ask's time is up; starts its timer at the first call.
+fn expired(
+    mut timer: std::pin::Pin<&mut Option<tokio::time::Sleep>>,
+    timeout: Duration,
+    cx: &mut std::task::Context<'_>,
+) -> bool {
+    if timer.is_none() {
+        timer.set(Some(tokio::time::sleep(timeout)));
+    }
+    timer
+        .as_pin_mut()
+        .is_some_and(|sleep| sleep.poll(cx).is_ready())
+}
+
+/// A send turned into the result `tell` gives: a small future, so that a
+/// tell moves little more than its envelope.
+struct Telling<'a, M, E, W>(Sending<'a, M, Envelope<E>, W>);
+
+impl<M: Message, E, W: FnOnce(Envelope<E>) -> M> Future for Telling<'_, M, E, W> {
+    type Output = Result<(), TellError<E>>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|sent| sent.map_err(TellError::from))
+    }
+}
+
 /// A typed address: where to send messages to one actor. Cheap to clone.
 ///
 /// `tell` waits for room when the mailbox is full and its policy is
@@ -342,25 +373,28 @@ impl<A: Actor> Addr<A> {
     /// Sends an event. Waits for room under `Backpressure`; under `Reject` a
     /// full mailbox returns [`TellError::Full`] with the envelope; under the
     /// drop policies a message is dead-lettered and `Ok` returned.
-    pub async fn tell<E: Event>(&self, event: E) -> Result<(), TellError<E>>
+    pub fn tell<E: Event>(
+        &self,
+        event: E,
+    ) -> impl Future<Output = Result<(), TellError<E>>> + Send + '_
     where
         A: Handles<E>,
     {
-        self.tell_envelope(Envelope::new(event)).await
+        self.tell_envelope(Envelope::new(event))
     }
 
     /// Sends an envelope built by the caller (to set headers or ids). Inside
     /// a handler, its correlation and causation ids are set from the
     /// handled message.
-    pub async fn tell_envelope<E: Event>(
+    pub fn tell_envelope<E: Event>(
         &self,
         mut envelope: Envelope<E>,
-    ) -> Result<(), TellError<E>>
+    ) -> impl Future<Output = Result<(), TellError<E>>> + Send + '_
     where
         A: Handles<E>,
     {
         link_to_handled(&mut envelope);
-        Ok(self.cell.send(envelope, A::wrap).await?)
+        Telling(self.cell.send(envelope, A::wrap))
     }
 
     /// Sends without waiting: a full mailbox under `Backpressure` or
@@ -390,13 +424,12 @@ impl<A: Actor> Addr<A> {
     }
 
     /// Asks a query and waits for the typed reply, at most `timeout` in all
-    /// (waiting for mailbox room included). Always ends: a reply, or an
-    /// [`AskError`] that says why not.
+    /// (waiting for mailbox room included), counted from the request's first
+    /// wait. Always ends: a reply, or an [`AskError`] that says why not.
     pub async fn ask<Q: Event>(&self, query: Q, timeout: Duration) -> Result<A::Reply, AskError<Q>>
     where
         A: Answers<Q>,
     {
-        let deadline = tokio::time::Instant::now() + timeout;
         let mut envelope = Envelope::new(query);
         link_to_handled(&mut envelope);
         if !self.cell.core.accepts_from_caller() {
@@ -407,17 +440,39 @@ impl<A: Actor> Addr<A> {
             envelope,
             reply: ReplyTo(Some(tx)),
         };
-        match tokio::time::timeout_at(deadline, self.cell.mailbox.push(request, A::wrap)).await {
-            Err(_elapsed) => return Err(AskError::Timeout),
-            Ok(Err(Refused::Full(mut request))) => {
+        // One timer for the whole request, made at its first wait (for
+        // mailbox room or for the reply): a request served at once makes none.
+        let mut timer = std::pin::pin!(None::<tokio::time::Sleep>);
+        let mut push = self.cell.mailbox.push(request, A::wrap);
+        let pushed = std::future::poll_fn(|cx| match std::pin::Pin::new(&mut push).poll(cx) {
+            std::task::Poll::Ready(pushed) => std::task::Poll::Ready(Some(pushed)),
+            std::task::Poll::Pending if expired(timer.as_mut(), timeout, cx) => {
+                std::task::Poll::Ready(None)
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        })
+        .await;
+        drop(push);
+        match pushed {
+            None => return Err(AskError::Timeout),
+            Some(Err(Refused::Full(mut request))) => {
                 request.reply.0 = None;
                 return Err(AskError::Rejected(request.envelope));
             }
-            Ok(Err(Refused::Closed(_))) => return Err(AskError::Stopped),
-            Ok(Ok(pushed)) => self.cell.settle(pushed),
+            Some(Err(Refused::Closed(_))) => return Err(AskError::Stopped),
+            Some(Ok(pushed)) => self.cell.settle(pushed),
         }
-        match tokio::time::timeout_at(deadline, rx).await {
-            Err(_elapsed) => Err(AskError::Timeout),
+        let mut rx = rx;
+        let replied = std::future::poll_fn(|cx| match std::pin::Pin::new(&mut rx).poll(cx) {
+            std::task::Poll::Ready(replied) => std::task::Poll::Ready(Ok(replied)),
+            std::task::Poll::Pending if expired(timer.as_mut(), timeout, cx) => {
+                std::task::Poll::Ready(Err(()))
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        })
+        .await;
+        match replied {
+            Err(()) => Err(AskError::Timeout),
             Ok(Err(_closed)) => Err(AskError::Stopped),
             Ok(Ok(Ok(reply))) => Ok(reply),
             Ok(Ok(Err(why))) => Err(match why {

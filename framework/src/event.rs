@@ -167,7 +167,12 @@ fn process_nonce() -> u64 {
 impl EventId {
     /// A new id, later than the ids made before it in the same thread.
     pub fn new() -> Self {
-        let now = SystemTime::now()
+        Self::at(SystemTime::now())
+    }
+
+    /// A new id made at `now` (one clock reading for an id and a timestamp).
+    pub(crate) fn at(now: SystemTime) -> Self {
+        let now = now
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
             & 0xFFFF_FFFF_FFFF;
@@ -367,12 +372,13 @@ pub struct Meta {
 
 impl Meta {
     pub(crate) fn for_event<E: Event>() -> Self {
-        let id = EventId::new();
+        let timestamp = SystemTime::now();
+        let id = EventId::at(timestamp);
         Meta {
             id,
             correlation_id: id,
             causation_id: None,
-            timestamp: SystemTime::now(),
+            timestamp,
             attempt: 1,
             event: E::NAME,
             version: E::VERSION,

@@ -152,7 +152,11 @@ pub struct MailboxGauges {
     pub rejected: u64,
     /// Messages dropped by `DropOldest`/`DropNewest` (all dead-lettered).
     pub dropped: u64,
-    /// How long the handler now running has been running, if one is.
+    /// How long the handler now running has been running, if one is:
+    /// timed from its first wait (its first `.await` that had to wait), or,
+    /// for a handler that has not waited yet, from the first reading of the
+    /// gauges while it runs. So no clock is read for a handler that finishes
+    /// without waiting, the common case.
     pub running_for: Option<Duration>,
 }
 
@@ -191,7 +195,8 @@ pub(crate) enum Control {
     Tick(u64),
 }
 
-/// What the receiver gets next.
+/// What the receiver gets next (the loom models read the mailbox this way).
+#[cfg(loom)]
 #[derive(Debug)]
 pub(crate) enum Received<M> {
     Control(Control),
@@ -523,8 +528,11 @@ impl<M> Mailbox<M> {
     }
 
     /// Whether cancellation was asked for; registers the waker otherwise.
+    /// The receiver's handler is waiting: this also starts its clock for
+    /// the `running_for` gauge.
     pub(crate) fn poll_cancelled(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut state = self.lock();
+        state.stamp_running();
         if state.cancel {
             Poll::Ready(())
         } else {
@@ -539,30 +547,50 @@ impl<M> Mailbox<M> {
     }
 
     /// Finishes the previous item, then takes the next: control first.
+    #[cfg(loom)]
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Received<M>> {
-        let (item, waker) = {
+        let mut slot = None;
+        self.poll_recv_into(cx, &mut slot)
+            .map(|control| match control {
+                Some(control) => Received::Control(control),
+                None => Received::Message(slot.take().expect("a message was taken")),
+            })
+    }
+
+    /// [`poll_recv`](Self::poll_recv) that moves a message straight into
+    /// `slot` (the receiver handles it there): `Ready(None)` when it did,
+    /// `Ready(Some(control))` for a control signal.
+    pub(crate) fn poll_recv_into(
+        &self,
+        cx: &mut Context<'_>,
+        slot: &mut Option<M>,
+    ) -> Poll<Option<Control>> {
+        let (control, waker) = {
             let mut state = self.lock();
             state.finish_locked();
-            let item = if let Some(control) = state.control.pop_front() {
-                Received::Control(control)
-            } else if let Some(message) = state.queue.pop_front() {
-                Received::Message(message)
+            let control = if let Some(control) = state.control.pop_front() {
+                Some(control)
+            } else if !state.queue.is_empty() {
+                *slot = state.queue.pop_front();
+                None
             } else {
                 state.receiver = Some(cx.waker().clone());
                 return Poll::Pending;
             };
-            state.running = Some(matches!(item, Received::Message(_)));
-            state.running_since = Some(tokio::time::Instant::now());
-            let waker = match item {
-                Received::Message(_) => state.waiting_senders.pop_front().map(|(_, w)| w),
-                Received::Control(_) => None,
+            state.running = Some(control.is_none());
+            // Stamped when the handler first waits (or a gauge is read), not
+            // here: a handler that finishes without waiting reads no clock.
+            state.running_since = None;
+            let waker = match control {
+                None => state.waiting_senders.pop_front().map(|(_, w)| w),
+                Some(_) => None,
             };
-            (item, waker)
+            (control, waker)
         };
         if let Some(waker) = waker {
             waker.wake();
         }
-        Poll::Ready(item)
+        Poll::Ready(control)
     }
 
     /// Stops intake: senders get their value back as `Refused::Closed`,
@@ -597,7 +625,8 @@ impl<M> Mailbox<M> {
     }
 
     pub(crate) fn gauges(&self, actor: &str) -> MailboxGauges {
-        let state = self.lock();
+        let mut state = self.lock();
+        state.stamp_running();
         MailboxGauges {
             actor: actor.to_owned(),
             capacity: self.capacity,
@@ -632,6 +661,13 @@ impl<M> Mailbox<M> {
 }
 
 impl<M> State<M> {
+    /// Starts the clock of what runs now, if it is not started yet.
+    fn stamp_running(&mut self) {
+        if self.running.is_some() && self.running_since.is_none() {
+            self.running_since = Some(tokio::time::Instant::now());
+        }
+    }
+
     fn finish_locked(&mut self) {
         if let Some(was_message) = self.running.take() {
             self.processed += u64::from(was_message);
@@ -684,41 +720,53 @@ impl<M, T, W: FnOnce(T) -> M> Future for Push<'_, M, T, W> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let Some((value, wrap)) = this.value.take() else {
+        if this.value.is_none() {
             panic!("`Push` polled after completion");
-        };
+        }
         let (result, waker) = {
             let mut state = this.mailbox.lock();
-            let id = match this.waiter.take() {
-                Some(old) => {
-                    // Still registered from an earlier poll: take it out
-                    // before trying again, so it is never registered twice.
-                    if let Some(pos) = state.waiting_senders.iter().position(|(w, _)| *w == old) {
-                        state.waiting_senders.remove(pos);
-                    }
-                    old
+            let old = this.waiter.take();
+            if let Some(old) = old {
+                // Still registered from an earlier poll: take it out
+                // before trying again, so it is never registered twice.
+                if let Some(pos) = state.waiting_senders.iter().position(|(w, _)| *w == old) {
+                    state.waiting_senders.remove(pos);
                 }
-                None => {
+            }
+            if !state.closed && state.queue.len() < this.mailbox.capacity {
+                // Room: the value goes straight into the queue.
+                let Some((value, wrap)) = this.value.take() else {
+                    panic!("`Push` polled after completion");
+                };
+                state.queue.push_back(wrap(value));
+                state.enqueued += 1;
+                state.high_water = state.high_water.max(state.queue.len());
+                (Ok(Pushed::Queued), state.receiver.take())
+            } else {
+                let Some((value, wrap)) = this.value.take() else {
+                    panic!("`Push` polled after completion");
+                };
+                let id = old.unwrap_or_else(|| {
                     state.next_waiter += 1;
                     state.next_waiter
-                }
-            };
-            // The wrap closure is only called when the value is queued, so
-            // it is moved through a slot that push_locked can consume.
-            let mut wrap = Some(wrap);
-            let attempt = this.mailbox.push_locked(
-                &mut *state,
-                value,
-                |v| (wrap.take().expect("wrap called once"))(v),
-                Some((id, cx.waker())),
-            );
-            match attempt {
-                Attempt::Done(result, waker) => (result, waker),
-                Attempt::Wait(value) => {
-                    this.waiter = Some(id);
-                    let wrap = wrap.take().expect("wrap unused while waiting");
-                    this.value = Some((value, wrap));
-                    return Poll::Pending;
+                });
+                // The wrap closure is only called when the value is queued,
+                // so it is moved through a slot that push_locked can consume.
+                let mut wrap = Some(wrap);
+                let attempt = this.mailbox.push_locked(
+                    &mut *state,
+                    value,
+                    |v| (wrap.take().expect("wrap called once"))(v),
+                    Some((id, cx.waker())),
+                );
+                match attempt {
+                    Attempt::Done(result, waker) => (result, waker),
+                    Attempt::Wait(value) => {
+                        this.waiter = Some(id);
+                        let wrap = wrap.take().expect("wrap unused while waiting");
+                        this.value = Some((value, wrap));
+                        return Poll::Pending;
+                    }
                 }
             }
         };

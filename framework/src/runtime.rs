@@ -16,7 +16,7 @@ use crate::actor::{Actor, Addr, Context, Message, Timers, cause_of};
 use crate::dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};
 use crate::error::SystemError;
 use crate::event::Cause;
-use crate::mailbox::{Busy, Control, Mailbox, MailboxGauges, Pushed, Received, Refused};
+use crate::mailbox::{Busy, Control, Mailbox, MailboxGauges, Push, Pushed, Refused};
 use crate::supervise::{Restart, RestartWindow, Rng};
 use crate::system::{ActorConfig, Children, Parent, ShutdownReason, System, Undelivered};
 
@@ -126,71 +126,32 @@ impl<M: Message> Cell<M> {
     /// Sends through the mailbox's bound. From outside the system's actors
     /// it is refused while shutting down; from inside a handler a wait for
     /// room ends at the send deadline, with the message dead-lettered.
-    pub(crate) async fn send<T, W: FnOnce(T) -> M>(
-        &self,
-        value: T,
-        wrap: W,
-    ) -> Result<(), SendError<T>> {
-        let internal = in_actor_of(&self.core);
-        // Inside a handler the deadline counts from the moment the mailbox
-        // turns out full; no clock is read when there is room.
-        let deadline = internal.then_some(SendDeadline::After(self.core.send_deadline));
-        self.send_by(value, wrap, internal, deadline).await
+    ///
+    /// The first poll queues the value at once when there is room: no clock
+    /// is read and no timer made unless the mailbox turns out full.
+    pub(crate) fn send<T, W: FnOnce(T) -> M>(&self, value: T, wrap: W) -> Sending<'_, M, T, W> {
+        Sending {
+            cell: self,
+            push: self.mailbox.push(value, wrap),
+            caller: None,
+            checked: false,
+            timer: None,
+        }
     }
 
     /// [`send`](Self::send) with the caller's view given: whether it is an
     /// actor of this system, and its deadline (`None`: none), for a caller
     /// that tries several times under one deadline.
-    pub(crate) async fn send_by<T, W: FnOnce(T) -> M>(
+    pub(crate) fn send_by<T, W: FnOnce(T) -> M>(
         &self,
         value: T,
         wrap: W,
         internal: bool,
         deadline: Option<SendDeadline>,
-    ) -> Result<(), SendError<T>> {
-        if !internal && !self.core.accepts_outside() {
-            return Err(SendError::ShuttingDown(value));
-        }
-        let mut push = self.mailbox.push(value, wrap);
-        let result = if let Some(deadline) = deadline {
-            // The timer is made only once the mailbox turned out full.
-            let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
-            poll_fn(|cx| {
-                if let Poll::Ready(result) = Pin::new(&mut push).poll(cx) {
-                    return Poll::Ready(Some(result));
-                }
-                let timer = timer.get_or_insert_with(|| {
-                    Box::pin(match deadline {
-                        SendDeadline::At(at) => tokio::time::sleep_until(at),
-                        SendDeadline::After(wait) => tokio::time::sleep(wait),
-                    })
-                });
-                timer.as_mut().poll(cx).map(|()| None)
-            })
-            .await
-        } else {
-            Some((&mut push).await)
-        };
-        match result {
-            Some(Ok(pushed)) => {
-                self.settle(pushed);
-                Ok(())
-            }
-            Some(Err(Refused::Full(value))) => Err(SendError::Full(value)),
-            Some(Err(Refused::Closed(value))) => Err(SendError::Closed(value)),
-            None => {
-                let Some((value, wrap)) = push.cancel() else {
-                    unreachable!("a push that timed out still holds its value");
-                };
-                let message = wrap(value);
-                let id = message.meta().id();
-                let why = format!(
-                    "the mailbox was still full after the send deadline of {:?}",
-                    self.core.send_deadline
-                );
-                self.dead_letter(message, DeadLetterReason::DeadlineExceeded, Some(why));
-                Err(SendError::DeadlineExceeded(id))
-            }
+    ) -> Sending<'_, M, T, W> {
+        Sending {
+            caller: Some((internal, deadline)),
+            ..self.send(value, wrap)
         }
     }
 
@@ -225,6 +186,86 @@ pub(crate) enum SendDeadline {
     At(tokio::time::Instant),
     /// This long after the mailbox turned out full.
     After(Duration),
+}
+
+/// The future of [`Cell::send`]: one attempt under the mailbox's lock, and
+/// a wait for room (with a deadline inside handlers) only when it is full.
+pub(crate) struct Sending<'a, M, T, W> {
+    cell: &'a Cell<M>,
+    push: Push<'a, M, T, W>,
+    /// Whether the caller is an actor of this system, and its deadline;
+    /// found out at the first poll unless given.
+    caller: Option<(bool, Option<SendDeadline>)>,
+    /// Whether the first poll made its checks.
+    checked: bool,
+    /// Made only once the mailbox turned out full.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<M, T, W> Unpin for Sending<'_, M, T, W> {}
+
+impl<M: Message, T, W: FnOnce(T) -> M> Future for Sending<'_, M, T, W> {
+    type Output = Result<(), SendError<T>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let cell = this.cell;
+        if !this.checked {
+            this.checked = true;
+            let (internal, _) = *this.caller.get_or_insert_with(|| {
+                let internal = in_actor_of(&cell.core);
+                // Inside a handler the deadline counts from the moment the
+                // mailbox turns out full; no clock is read when there is room.
+                (
+                    internal,
+                    internal.then_some(SendDeadline::After(cell.core.send_deadline)),
+                )
+            });
+            if !internal && !cell.core.accepts_outside() {
+                let Some((value, _)) = this.push.cancel() else {
+                    unreachable!("an unpolled push holds its value");
+                };
+                return Poll::Ready(Err(SendError::ShuttingDown(value)));
+            }
+        }
+        let deadline = this.caller.and_then(|(_, deadline)| deadline);
+        match Pin::new(&mut this.push).poll(cx) {
+            Poll::Ready(Ok(pushed)) => {
+                cell.settle(pushed);
+                return Poll::Ready(Ok(()));
+            }
+            Poll::Ready(Err(Refused::Full(value))) => {
+                return Poll::Ready(Err(SendError::Full(value)));
+            }
+            Poll::Ready(Err(Refused::Closed(value))) => {
+                return Poll::Ready(Err(SendError::Closed(value)));
+            }
+            Poll::Pending => {}
+        }
+        let Some(deadline) = deadline else {
+            return Poll::Pending;
+        };
+        let timer = this.timer.get_or_insert_with(|| {
+            Box::pin(match deadline {
+                SendDeadline::At(at) => tokio::time::sleep_until(at),
+                SendDeadline::After(wait) => tokio::time::sleep(wait),
+            })
+        });
+        if timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let Some((value, wrap)) = this.push.cancel() else {
+            unreachable!("a push that timed out still holds its value");
+        };
+        let message = wrap(value);
+        let id = message.meta().id();
+        let why = format!(
+            "the mailbox was still full after the send deadline of {:?}",
+            cell.core.send_deadline
+        );
+        cell.dead_letter(message, DeadLetterReason::DeadlineExceeded, Some(why));
+        Poll::Ready(Err(SendError::DeadlineExceeded(id)))
+    }
 }
 
 /// Why [`Cell::send`] did not queue a value.
@@ -450,6 +491,18 @@ async fn sleep_unless_cancelled<M>(delay: Duration, mailbox: &Mailbox<M>) -> boo
     .await
 }
 
+/// The span of one handled message (DEBUG: off unless a subscriber asks).
+fn handle_span(actor: &str, meta: &crate::event::Meta) -> tracing::Span {
+    tracing::debug_span!(
+        "handle",
+        actor = %actor,
+        event = meta.event(),
+        event_id = %meta.id(),
+        correlation_id = %meta.correlation_id(),
+        attempt = meta.attempt,
+    )
+}
+
 fn set_cause(cause: Option<Cause>) {
     let _ = CURRENT.try_with(|c| c.cause.set(cause));
 }
@@ -562,54 +615,82 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
             .passivation
             .as_ref()
             .map(|(idle, _)| (*idle, Box::pin(tokio::time::sleep(*idle))));
+        // The message being handled, received straight into this slot and
+        // handled in place: moved again only when it fails.
+        let mut current: Option<A::Msg> = None;
         loop {
-            let item = match carry.take() {
-                Some(message) => Received::Message(message),
-                None => {
-                    let mut armed = false;
-                    let next = poll_fn(|cx| {
-                        let next = cell.mailbox.poll_recv(cx);
-                        if next.is_ready() {
-                            return next.map(Some);
+            if let Some(message) = carry.take() {
+                current = Some(message);
+            } else {
+                let mut armed = false;
+                let next = poll_fn(|cx| {
+                    let next = cell.mailbox.poll_recv_into(cx, &mut current);
+                    if next.is_ready() {
+                        return next.map(Some);
+                    }
+                    if let Some((idle, timer)) = &mut idle_timer {
+                        if !armed {
+                            timer.as_mut().reset(tokio::time::Instant::now() + *idle);
+                            armed = true;
                         }
-                        if let Some((idle, timer)) = &mut idle_timer {
-                            if !armed {
-                                timer.as_mut().reset(tokio::time::Instant::now() + *idle);
-                                armed = true;
-                            }
-                            if timer.as_mut().poll(cx).is_ready() {
-                                return Poll::Ready(None);
-                            }
-                        }
-                        Poll::Pending
-                    })
-                    .await;
-                    match next {
-                        Some(item) => item,
-                        None => {
-                            let passivated = self
-                                .passivation
-                                .as_ref()
-                                .is_some_and(|(_, p)| p.try_passivate(cell.id));
-                            if passivated {
-                                return End::Passivated;
-                            }
-                            continue;
+                        if timer.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(None);
                         }
                     }
+                    Poll::Pending
+                })
+                .await;
+                match next {
+                    // A message, now in `current`.
+                    Some(None) => {}
+                    Some(Some(Control::Stop)) => return End::Stop,
+                    Some(Some(Control::Restart(w))) => return End::Sibling(w),
+                    Some(Some(Control::Escalate(w))) => return End::Failed(w),
+                    Some(Some(Control::Tick(id))) => match self.cx.timers.tick(id) {
+                        Some(message) => current = Some(message),
+                        None => continue,
+                    },
+                    None => {
+                        let passivated = self
+                            .passivation
+                            .as_ref()
+                            .is_some_and(|(_, p)| p.try_passivate(cell.id));
+                        if passivated {
+                            return End::Passivated;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let Some(message) = current.as_mut() else {
+                unreachable!("a message was received into the slot");
+            };
+            // The common case in place, with nothing of the retry path in
+            // this future: one attempt, then the acknowledgement.
+            let meta = message.meta();
+            set_cause(Some(cause_of(meta)));
+            let span = handle_span(&cell.name, meta);
+            let first = guarded(actor.handle(message, &mut self.cx), &span, &cell.mailbox).await;
+            set_cause(None);
+            let outcome = match first {
+                Guarded::Done(Ok(())) => {
+                    let meta = message.meta();
+                    if let Some(ack) = meta.ack_handle() {
+                        ack.ack(meta.id());
+                    }
+                    current = None;
+                    Outcome::Done
+                }
+                // A failure: retries, backoff and dead letters live in a
+                // future of their own, made only now.
+                failed => {
+                    let Some(message) = current.take() else {
+                        unreachable!("the failed message is in the slot");
+                    };
+                    Box::pin(self.deliver(actor, message, Some(failed), &cell)).await
                 }
             };
-            let message = match item {
-                Received::Message(message) => message,
-                Received::Control(Control::Stop) => return End::Stop,
-                Received::Control(Control::Restart(w)) => return End::Sibling(w),
-                Received::Control(Control::Escalate(w)) => return End::Failed(w),
-                Received::Control(Control::Tick(id)) => match self.cx.timers.tick(id) {
-                    Some(message) => message,
-                    None => continue,
-                },
-            };
-            match self.deliver(actor, message, &cell).await {
+            match outcome {
                 Outcome::Done => {}
                 Outcome::Panicked(w, retry) => {
                     *carry = retry;
@@ -623,32 +704,34 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
         }
     }
 
+    /// Handles `message` until it succeeds or is given up on; `first` is
+    /// the outcome of an attempt already made.
     async fn deliver(
         &mut self,
         actor: &mut A,
         mut message: A::Msg,
+        mut first: Option<Guarded<Result<(), crate::error::HandlerError>>>,
         cell: &Cell<A::Msg>,
     ) -> Outcome<A::Msg> {
         let supervision = self.cx.supervision;
         loop {
-            let meta = message.meta();
-            let attempt = meta.attempt;
-            set_cause(Some(cause_of(meta)));
-            let span = tracing::debug_span!(
-                "handle",
-                actor = %cell.name,
-                event = meta.event(),
-                event_id = %meta.id(),
-                correlation_id = %meta.correlation_id(),
-                attempt,
-            );
-            let result = guarded(
-                actor.handle(&mut message, &mut self.cx),
-                &span,
-                &cell.mailbox,
-            )
-            .await;
-            set_cause(None);
+            let attempt = message.meta().attempt;
+            let result = match first.take() {
+                Some(result) => result,
+                None => {
+                    let meta = message.meta();
+                    set_cause(Some(cause_of(meta)));
+                    let span = handle_span(&cell.name, meta);
+                    let result = guarded(
+                        actor.handle(&mut message, &mut self.cx),
+                        &span,
+                        &cell.mailbox,
+                    )
+                    .await;
+                    set_cause(None);
+                    result
+                }
+            };
             match result {
                 Guarded::Done(Ok(())) => {
                     let meta = message.meta();
