@@ -296,18 +296,39 @@ impl<Q: Event, R: Send + 'static> Request<Q, R> {
     }
 }
 
-/// Whether an ask's time is up; starts its timer at the first call.
-fn expired(
-    mut timer: std::pin::Pin<&mut Option<tokio::time::Sleep>>,
-    timeout: Duration,
-    cx: &mut std::task::Context<'_>,
-) -> bool {
-    if timer.is_none() {
-        timer.set(Some(tokio::time::sleep(timeout)));
+/// An ask's timeout: when the request first had to wait, and its timer.
+///
+/// The timer is made only at the second wait. At the first, the asker yields
+/// once instead: an actor that answers at once (on a current-thread runtime,
+/// or from the same worker) has replied by the next poll, and a request so
+/// served costs no timer, whose registration can cost more than the whole
+/// round trip. The timeout still counts from the first wait.
+struct AskTimer {
+    first_wait: Option<tokio::time::Instant>,
+}
+
+impl AskTimer {
+    /// Whether the time is up. `sleep` is the timer's pinned slot.
+    fn expired(
+        &mut self,
+        mut sleep: std::pin::Pin<&mut Option<tokio::time::Sleep>>,
+        timeout: Duration,
+        cx: &mut std::task::Context<'_>,
+    ) -> bool {
+        if sleep.is_none() {
+            match self.first_wait {
+                None => {
+                    self.first_wait = Some(tokio::time::Instant::now());
+                    cx.waker().wake_by_ref();
+                    return false;
+                }
+                Some(at) => sleep.set(Some(tokio::time::sleep_until(at + timeout))),
+            }
+        }
+        sleep
+            .as_pin_mut()
+            .is_some_and(|sleep| sleep.poll(cx).is_ready())
     }
-    timer
-        .as_pin_mut()
-        .is_some_and(|sleep| sleep.poll(cx).is_ready())
 }
 
 /// A send turned into the result `tell` gives: a small future, so that a
@@ -440,13 +461,14 @@ impl<A: Actor> Addr<A> {
             envelope,
             reply: ReplyTo(Some(tx)),
         };
-        // One timer for the whole request, made at its first wait (for
+        // One timer for the whole request, made only if it waits twice (for
         // mailbox room or for the reply): a request served at once makes none.
         let mut timer = std::pin::pin!(None::<tokio::time::Sleep>);
+        let mut waits = AskTimer { first_wait: None };
         let mut push = self.cell.mailbox.push(request, A::wrap);
         let pushed = std::future::poll_fn(|cx| match std::pin::Pin::new(&mut push).poll(cx) {
             std::task::Poll::Ready(pushed) => std::task::Poll::Ready(Some(pushed)),
-            std::task::Poll::Pending if expired(timer.as_mut(), timeout, cx) => {
+            std::task::Poll::Pending if waits.expired(timer.as_mut(), timeout, cx) => {
                 std::task::Poll::Ready(None)
             }
             std::task::Poll::Pending => std::task::Poll::Pending,
@@ -465,7 +487,7 @@ impl<A: Actor> Addr<A> {
         let mut rx = rx;
         let replied = std::future::poll_fn(|cx| match std::pin::Pin::new(&mut rx).poll(cx) {
             std::task::Poll::Ready(replied) => std::task::Poll::Ready(Ok(replied)),
-            std::task::Poll::Pending if expired(timer.as_mut(), timeout, cx) => {
+            std::task::Poll::Pending if waits.expired(timer.as_mut(), timeout, cx) => {
                 std::task::Poll::Ready(Err(()))
             }
             std::task::Poll::Pending => std::task::Poll::Pending,

@@ -38,4 +38,5 @@ chapters! {
     CompilerErrors => "compiler-errors.md",
     Testing => "testing.md",
     Observability => "observability.md",
+    Performance => "performance.md",
 }
