@@ -85,7 +85,7 @@ use crate::dead_letters::{AnyPayload, DeadLetterReason};
 use crate::error::{AskError, HandlerError, SystemError, TellError};
 use crate::event::{Cause, Envelope, Event, Meta};
 use crate::mailbox::{Control, MailboxGauges, Refused};
-use crate::runtime::{Cell, Sending, current_cause, link_to_handled};
+use crate::runtime::{Cell, Sending, caller_in, current_cause, link_to_handled};
 use crate::supervise::Supervision;
 use crate::system::{ActorConfig, Children, Parent, System};
 
@@ -414,8 +414,11 @@ impl<A: Actor> Addr<A> {
     where
         A: Handles<E>,
     {
-        link_to_handled(&mut envelope);
-        Telling(self.cell.send(envelope, A::wrap))
+        let (internal, cause) = caller_in(&self.cell.core);
+        if let Some(cause) = cause {
+            envelope.meta_mut().caused_by(&cause);
+        }
+        Telling(self.cell.send_as(envelope, A::wrap, internal))
     }
 
     /// Sends without waiting: a full mailbox under `Backpressure` or

@@ -155,8 +155,25 @@ impl From<String> for Key {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EventId(u128);
 
+/// Sequence numbers, handed to threads in blocks of [`BLOCK`].
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-static LAST_MILLIS: AtomicU64 = AtomicU64::new(0);
+const BLOCK: u64 = 1024;
+
+/// What a thread needs to make ids without touching shared memory: its
+/// block of sequence numbers, the time of its last id, the process nonce.
+#[derive(Clone, Copy)]
+struct Minter {
+    next: u64,
+    end: u64,
+    last_millis: u64,
+    nonce: u64,
+}
+
+thread_local! {
+    static MINTER: std::cell::Cell<Minter> = const {
+        std::cell::Cell::new(Minter { next: 0, end: 0, last_millis: 0, nonce: 0 })
+    };
+}
 
 fn process_nonce() -> u64 {
     static NONCE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
@@ -174,20 +191,24 @@ impl EventId {
     pub(crate) fn at(now: SystemTime) -> Self {
         let now = now
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
+            .map_or(0, |d| d.as_secs() * 1000 + u64::from(d.subsec_millis()))
             & 0xFFFF_FFFF_FFFF;
-        // Never behind an earlier id's time, even if the clock stepped back.
-        // (A plain load in the common case; a write once per millisecond.)
-        let last = LAST_MILLIS.load(Ordering::Relaxed);
-        let millis = if now > last {
-            LAST_MILLIS.fetch_max(now, Ordering::Relaxed).max(now)
-        } else {
-            last
-        };
-        // 42 bits of sequence keep ids ordered within one millisecond and
-        // across clock steps inside one process; 32 bits tell processes apart.
-        let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed) & ((1 << 42) - 1);
-        let nonce = process_nonce() & 0xFFFF_FFFF;
+        let mut m = MINTER.with(std::cell::Cell::get);
+        if m.next == m.end {
+            // A fresh block: the one write to shared memory per BLOCK ids.
+            m.next = SEQUENCE.fetch_add(BLOCK, Ordering::Relaxed);
+            m.end = m.next + BLOCK;
+            m.nonce = process_nonce() & 0xFFFF_FFFF;
+        }
+        // Never behind this thread's earlier id, even if the clock stepped back.
+        m.last_millis = m.last_millis.max(now);
+        let millis = m.last_millis;
+        // 42 bits of sequence keep a thread's ids ordered within one
+        // millisecond and across clock steps; 32 bits tell processes apart.
+        let seq = m.next & ((1 << 42) - 1);
+        let nonce = m.nonce;
+        m.next += 1;
+        MINTER.with(|cell| cell.set(m));
         let rand_a = (seq >> 30) & 0xFFF; // 12 bits
         let rand_b = ((seq & ((1 << 30) - 1)) << 32) | nonce; // 62 bits
         let value = (u128::from(millis) << 80)

@@ -23,7 +23,12 @@
 //!
 //! The queue is a `VecDeque` behind a short lock, allocated lazily: an idle
 //! actor's mailbox holds no buffer until its first message, and in steady
-//! state a send allocates nothing.
+//! state a send allocates nothing. Under `Backpressure` the receiver takes
+//! everything queued in one go (swapping buffers, so nothing is copied or
+//! allocated) and works through that batch without the lock; the batch still
+//! counts against the capacity, and senders waiting for room are woken at
+//! least every 32 messages. The other policies hand messages over one at a
+//! time, since eviction and refusal must see every held message.
 //!
 //! ```
 //! use mercato::{MailboxConfig, Overflow};
@@ -40,7 +45,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::error::ConfigError;
-use crate::sync::Mutex;
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex};
+use std::sync::atomic::Ordering;
 
 /// What a full mailbox does with one more message. See the [module](self) docs.
 ///
@@ -233,13 +239,15 @@ struct State<M> {
     closed: bool,
     cancel: bool,
     /// The receiver took an item and has not asked for the next one yet;
-    /// `Some(true)` when that item was a queued message.
+    /// `Some(true)` when that item was a queued message. Through a batch
+    /// this stays set from one message to the next.
     running: Option<bool>,
     retired: bool,
-    running_since: Option<tokio::time::Instant>,
+    /// When the item now running first waited (or was first seen running),
+    /// and which started item that was.
+    running_since: Option<(tokio::time::Instant, u64)>,
     high_water: usize,
     enqueued: u64,
-    processed: u64,
     rejected: u64,
     dropped: u64,
     /// Whether this mailbox is counted in its `Busy` now.
@@ -303,6 +311,50 @@ pub(crate) struct Mailbox<M> {
     capacity: usize,
     overflow: Overflow,
     busy: Option<std::sync::Arc<Busy>>,
+    /// Messages in the receiver's batch, not yet started. Only the receiver
+    /// writes it: it grows under the lock when the receiver takes a batch,
+    /// and shrinks without it as the receiver starts them. Senders count it
+    /// with the queue, so the bound holds for both together.
+    in_hand: AtomicUsize,
+    /// A control signal is queued: the receiver stops taking from its batch.
+    control_pending: AtomicBool,
+    /// A sender waits for room: the receiver comes back under the lock every
+    /// [`SYNC_EVERY`] messages to make room known.
+    senders_waiting: AtomicBool,
+    /// How many items the receiver has started, so that the `running_for`
+    /// clock belongs to the one running now.
+    started: AtomicU64,
+    /// Messages whose handling has finished. Only the receiver writes it.
+    processed: AtomicU64,
+    /// The receiver's batch when the loom models drive the mailbox.
+    #[cfg(loom)]
+    loom_batch: std::sync::Mutex<Batch<M>>,
+}
+
+/// While senders wait for room, the receiver takes at most this many
+/// messages from its batch before it takes the lock to publish what it has
+/// handled and to wake them.
+const SYNC_EVERY: u64 = 32;
+
+/// What the receiver took from its mailbox and has not started yet, and how
+/// many it started since it last held the lock. Owned by the receiver.
+#[derive(Debug)]
+pub(crate) struct Batch<M> {
+    items: VecDeque<M>,
+    since_sync: u64,
+    /// The item started last is a message (not a control signal), to be
+    /// counted as processed once it finishes.
+    running_message: bool,
+}
+
+impl<M> Default for Batch<M> {
+    fn default() -> Self {
+        Batch {
+            items: VecDeque::new(),
+            since_sync: 0,
+            running_message: false,
+        }
+    }
 }
 
 impl<M> fmt::Debug for Mailbox<M> {
@@ -332,7 +384,6 @@ impl<M> Mailbox<M> {
                 running_since: None,
                 high_water: 0,
                 enqueued: 0,
-                processed: 0,
                 rejected: 0,
                 dropped: 0,
                 counted_busy: false,
@@ -340,6 +391,13 @@ impl<M> Mailbox<M> {
             capacity: config.capacity,
             overflow: config.overflow,
             busy: None,
+            in_hand: AtomicUsize::new(0),
+            control_pending: AtomicBool::new(false),
+            senders_waiting: AtomicBool::new(false),
+            started: AtomicU64::new(0),
+            processed: AtomicU64::new(0),
+            #[cfg(loom)]
+            loom_batch: std::sync::Mutex::new(Batch::default()),
         }
     }
 
@@ -376,6 +434,24 @@ impl<M> Mailbox<M> {
         self.overflow
     }
 
+    /// Messages held: queued, and in the receiver's batch.
+    fn held(&self, state: &State<M>) -> usize {
+        state.queue.len() + self.in_hand.load(Ordering::Acquire)
+    }
+
+    /// Whether the receiver takes everything queued at once (under
+    /// `Backpressure`), or one message at a time (the other policies, whose
+    /// eviction and refusal must see every held message in the queue).
+    fn batches(&self) -> bool {
+        self.overflow == Overflow::Backpressure
+    }
+
+    /// Records whether any sender waits, for the receiver's fast path.
+    fn note_waiting(&self, state: &State<M>) {
+        self.senders_waiting
+            .store(!state.waiting_senders.is_empty(), Ordering::Release);
+    }
+
     /// Pushes without waiting. `Backpressure` on a full mailbox gives
     /// `Err(Refused::Full)` here; use [`push`](Self::push) to wait instead.
     pub(crate) fn try_push<T>(
@@ -401,12 +477,12 @@ impl<M> Mailbox<M> {
     pub(crate) fn try_push_if_room<T>(&self, value: T, wrap: impl FnOnce(T) -> M) -> Result<(), T> {
         let waker = {
             let mut state = self.lock();
-            if state.closed || state.queue.len() >= self.capacity {
+            if state.closed || self.held(&state) >= self.capacity {
                 return Err(value);
             }
             state.queue.push_back(wrap(value));
             state.enqueued += 1;
-            state.high_water = state.high_water.max(state.queue.len());
+            state.high_water = state.high_water.max(self.held(&state));
             state.receiver.take()
         };
         if let Some(waker) = waker {
@@ -463,7 +539,7 @@ impl<M> Mailbox<M> {
         if state.closed {
             return Attempt::Done(Err(Refused::Closed(value)), None);
         }
-        let pushed = if state.queue.len() < self.capacity {
+        let pushed = if self.held(state) < self.capacity {
             state.queue.push_back(wrap(value));
             Pushed::Queued
         } else {
@@ -471,6 +547,7 @@ impl<M> Mailbox<M> {
                 Overflow::Backpressure => {
                     if let Some((id, waker)) = waiter {
                         state.waiting_senders.push_back((id, waker.clone()));
+                        self.note_waiting(state);
                     }
                     return Attempt::Wait(value);
                 }
@@ -494,7 +571,7 @@ impl<M> Mailbox<M> {
             }
         };
         state.enqueued += 1;
-        state.high_water = state.high_water.max(state.queue.len());
+        state.high_water = state.high_water.max(self.held(state));
         Attempt::Done(Ok(pushed), state.receiver.take())
     }
 
@@ -507,6 +584,7 @@ impl<M> Mailbox<M> {
                 return false;
             }
             state.control.push_back(control);
+            self.control_pending.store(true, Ordering::Release);
             state.receiver.take()
         };
         if let Some(waker) = waker {
@@ -532,7 +610,7 @@ impl<M> Mailbox<M> {
     /// the `running_for` gauge.
     pub(crate) fn poll_cancelled(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut state = self.lock();
-        state.stamp_running();
+        state.stamp_running(self.started.load(Ordering::Relaxed));
         if state.cancel {
             Poll::Ready(())
         } else {
@@ -546,51 +624,116 @@ impl<M> Mailbox<M> {
         self.lock().cancel
     }
 
-    /// Finishes the previous item, then takes the next: control first.
+    /// Finishes the previous item, then takes the next: control first. (The
+    /// loom models receive this way, through a batch kept in the mailbox.)
     #[cfg(loom)]
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Received<M>> {
         let mut slot = None;
-        self.poll_recv_into(cx, &mut slot)
-            .map(|control| match control {
-                Some(control) => Received::Control(control),
-                None => Received::Message(slot.take().expect("a message was taken")),
-            })
+        let lock = || {
+            self.loom_batch
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let mut batch = std::mem::take(&mut *lock());
+        let taken = self.poll_take(cx, &mut batch, &mut slot);
+        *lock() = batch;
+        taken.map(|control| match control {
+            Some(control) => Received::Control(control),
+            None => Received::Message(slot.take().expect("a message was taken")),
+        })
     }
 
-    /// [`poll_recv`](Self::poll_recv) that moves a message straight into
-    /// `slot` (the receiver handles it there): `Ready(None)` when it did,
-    /// `Ready(Some(control))` for a control signal.
-    pub(crate) fn poll_recv_into(
+    /// Finishes the previous item, then takes the next, control first: a
+    /// message is moved into `slot` (`Ready(None)`), a control signal is
+    /// returned (`Ready(Some(_))`). Under `Backpressure` the receiver takes
+    /// everything queued into its `batch` at once and then starts messages
+    /// from it without the lock, coming back under the lock when the batch is
+    /// empty, when a control signal waits, and, while senders wait for room,
+    /// every [`SYNC_EVERY`] messages.
+    pub(crate) fn poll_take(
         &self,
         cx: &mut Context<'_>,
+        batch: &mut Batch<M>,
         slot: &mut Option<M>,
     ) -> Poll<Option<Control>> {
-        let (control, waker) = {
+        if !batch.items.is_empty()
+            && !self.control_pending.load(Ordering::Acquire)
+            && (batch.since_sync < SYNC_EVERY || !self.senders_waiting.load(Ordering::Acquire))
+        {
+            self.finish(batch);
+            *slot = batch.items.pop_front();
+            batch.running_message = true;
+            self.in_hand.store(batch.items.len(), Ordering::Release);
+            self.started
+                .store(self.started.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            batch.since_sync += 1;
+            return Poll::Ready(None);
+        }
+        let mut wake: [Option<Waker>; 4] = Default::default();
+        let taken = {
             let mut state = self.lock();
+            self.finish(batch);
+            batch.since_sync = 0;
             state.finish_locked();
-            let control = if let Some(control) = state.control.pop_front() {
-                Some(control)
-            } else if !state.queue.is_empty() {
-                *slot = state.queue.pop_front();
-                None
+            let control = state.control.pop_front();
+            self.control_pending
+                .store(!state.control.is_empty(), Ordering::Release);
+            if control.is_none() && batch.items.is_empty() {
+                if self.batches() {
+                    std::mem::swap(&mut state.queue, &mut batch.items);
+                } else if let Some(message) = state.queue.pop_front() {
+                    batch.items.push_back(message);
+                }
+            }
+            let taken = if control.is_some() {
+                Poll::Ready(control)
+            } else if let Some(message) = batch.items.pop_front() {
+                *slot = Some(message);
+                Poll::Ready(None)
             } else {
                 state.receiver = Some(cx.waker().clone());
-                return Poll::Pending;
+                Poll::Pending
             };
-            state.running = Some(control.is_none());
-            // Stamped when the handler first waits (or a gauge is read), not
-            // here: a handler that finishes without waiting reads no clock.
-            state.running_since = None;
-            let waker = match control {
-                None => state.waiting_senders.pop_front().map(|(_, w)| w),
-                Some(_) => None,
-            };
-            (control, waker)
+            self.in_hand.store(batch.items.len(), Ordering::Release);
+            if let Poll::Ready(control) = &taken {
+                self.started
+                    .store(self.started.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                state.running = Some(control.is_none());
+                batch.running_message = control.is_none();
+            }
+            // Room made since the last sync goes to waiting senders.
+            let room = self.capacity.saturating_sub(self.held(&state));
+            for slot in wake.iter_mut().take(room) {
+                *slot = state.waiting_senders.pop_front().map(|(_, w)| w);
+            }
+            self.note_waiting(&state);
+            taken
         };
-        if let Some(waker) = waker {
+        for waker in wake.into_iter().flatten() {
             waker.wake();
         }
-        Poll::Ready(control)
+        taken
+    }
+
+    /// Counts the item started last as processed if it was a message: it
+    /// has finished by the time the receiver asks for the next one.
+    fn finish(&self, batch: &mut Batch<M>) {
+        if std::mem::take(&mut batch.running_message) {
+            let processed = self.processed.load(Ordering::Relaxed);
+            self.processed.store(processed + 1, Ordering::Release);
+        }
+    }
+
+    /// Gives back what the receiver's batch still holds, to the front of
+    /// the queue in order: the receiver stops (for good, or to restart).
+    pub(crate) fn unreceive(&self, batch: &mut Batch<M>) {
+        self.finish(batch);
+        let mut state = self.lock();
+        batch.since_sync = 0;
+        while let Some(message) = batch.items.pop_back() {
+            state.queue.push_front(message);
+        }
+        self.in_hand.store(0, Ordering::Release);
     }
 
     /// Stops intake: senders get their value back as `Refused::Closed`,
@@ -599,10 +742,12 @@ impl<M> Mailbox<M> {
         let (queued, waiters) = {
             let mut state = self.lock();
             state.closed = true;
-            (
+            let taken = (
                 std::mem::take(&mut state.queue),
                 std::mem::take(&mut state.waiting_senders),
-            )
+            );
+            self.note_waiting(&state);
+            taken
         };
         for (_, waker) in waiters {
             waker.wake();
@@ -626,33 +771,36 @@ impl<M> Mailbox<M> {
 
     pub(crate) fn gauges(&self, actor: &str) -> MailboxGauges {
         let mut state = self.lock();
-        state.stamp_running();
+        state.stamp_running(self.started.load(Ordering::Relaxed));
         MailboxGauges {
             actor: actor.to_owned(),
             capacity: self.capacity,
-            depth: state.queue.len(),
+            depth: self.held(&state),
             high_water: state.high_water,
             enqueued: state.enqueued,
-            processed: state.processed,
+            processed: self.processed.load(Ordering::Acquire),
             rejected: state.rejected,
             dropped: state.dropped,
-            running_for: state.running_since.map(|t| t.elapsed()),
+            running_for: state.running_since.map(|(t, _)| t.elapsed()),
         }
     }
 
     fn forget_waiter(&self, id: u64) {
         let waker = {
             let mut state = self.lock();
-            if let Some(pos) = state.waiting_senders.iter().position(|(w, _)| *w == id) {
+            let waker = if let Some(pos) = state.waiting_senders.iter().position(|(w, _)| *w == id)
+            {
                 state.waiting_senders.remove(pos);
                 None
-            } else if state.queue.len() < self.capacity {
+            } else if self.held(&state) < self.capacity {
                 // We were woken for a free slot but will not use it: pass
                 // the wake-up on so no other waiting sender is stranded.
                 state.waiting_senders.pop_front().map(|(_, w)| w)
             } else {
                 None
-            }
+            };
+            self.note_waiting(&state);
+            waker
         };
         if let Some(waker) = waker {
             waker.wake();
@@ -661,16 +809,17 @@ impl<M> Mailbox<M> {
 }
 
 impl<M> State<M> {
-    /// Starts the clock of what runs now, if it is not started yet.
-    fn stamp_running(&mut self) {
-        if self.running.is_some() && self.running_since.is_none() {
-            self.running_since = Some(tokio::time::Instant::now());
+    /// Starts the clock of what runs now (the `started`-th item), if it is
+    /// not started yet.
+    fn stamp_running(&mut self, started: u64) {
+        let stamped = self.running_since.is_some_and(|(_, item)| item == started);
+        if self.running.is_some() && !stamped {
+            self.running_since = Some((tokio::time::Instant::now(), started));
         }
     }
 
     fn finish_locked(&mut self) {
-        if let Some(was_message) = self.running.take() {
-            self.processed += u64::from(was_message);
+        if self.running.take().is_some() {
             self.running_since = None;
         }
     }
@@ -723,6 +872,7 @@ impl<M, T, W: FnOnce(T) -> M> Future for Push<'_, M, T, W> {
         if this.value.is_none() {
             panic!("`Push` polled after completion");
         }
+        let mut next_sender = None;
         let (result, waker) = {
             let mut state = this.mailbox.lock();
             let old = this.waiter.take();
@@ -731,16 +881,24 @@ impl<M, T, W: FnOnce(T) -> M> Future for Push<'_, M, T, W> {
                 // before trying again, so it is never registered twice.
                 if let Some(pos) = state.waiting_senders.iter().position(|(w, _)| *w == old) {
                     state.waiting_senders.remove(pos);
+                    this.mailbox.note_waiting(&state);
                 }
             }
-            if !state.closed && state.queue.len() < this.mailbox.capacity {
+            let held = this.mailbox.held(&state);
+            if !state.closed && held < this.mailbox.capacity {
                 // Room: the value goes straight into the queue.
                 let Some((value, wrap)) = this.value.take() else {
                     panic!("`Push` polled after completion");
                 };
                 state.queue.push_back(wrap(value));
                 state.enqueued += 1;
-                state.high_water = state.high_water.max(state.queue.len());
+                state.high_water = state.high_water.max(held + 1);
+                // A woken sender passes the wake-up on while room is left,
+                // so every waiting sender gets its turn.
+                if old.is_some() && held + 1 < this.mailbox.capacity {
+                    next_sender = state.waiting_senders.pop_front().map(|(_, w)| w);
+                    this.mailbox.note_waiting(&state);
+                }
                 (Ok(Pushed::Queued), state.receiver.take())
             } else {
                 let Some((value, wrap)) = this.value.take() else {
@@ -772,6 +930,9 @@ impl<M, T, W: FnOnce(T) -> M> Future for Push<'_, M, T, W> {
         };
         if let Some(waker) = waker {
             waker.wake();
+        }
+        if let Some(sender) = next_sender {
+            sender.wake();
         }
         Poll::Ready(result)
     }

@@ -16,7 +16,7 @@ use crate::actor::{Actor, Addr, Context, Message, Timers, cause_of};
 use crate::dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};
 use crate::error::SystemError;
 use crate::event::Cause;
-use crate::mailbox::{Busy, Control, Mailbox, MailboxGauges, Push, Pushed, Refused};
+use crate::mailbox::{Batch, Busy, Control, Mailbox, MailboxGauges, Push, Pushed, Refused};
 use crate::supervise::{Restart, RestartWindow, Rng};
 use crate::system::{ActorConfig, Children, Parent, ShutdownReason, System, Undelivered};
 
@@ -42,6 +42,14 @@ pub(crate) fn link_to_handled<E>(envelope: &mut crate::event::Envelope<E>) {
     if let Some(cause) = current_cause() {
         envelope.meta_mut().caused_by(&cause);
     }
+}
+
+/// With one look at the task-local state: whether the caller is an actor
+/// task of this system, and the ids of the message it is handling.
+pub(crate) fn caller_in(core: &Core) -> (bool, Option<Cause>) {
+    CURRENT
+        .try_with(|c| (c.system == core.id, c.cause.get()))
+        .unwrap_or((false, None))
 }
 
 /// Whether the caller runs inside an actor task of this system.
@@ -137,6 +145,20 @@ impl<M: Message> Cell<M> {
             checked: false,
             timer: None,
         }
+    }
+
+    /// [`send`](Self::send) for a caller known to be an actor of this
+    /// system (`internal`) or not.
+    pub(crate) fn send_as<T, W: FnOnce(T) -> M>(
+        &self,
+        value: T,
+        wrap: W,
+        internal: bool,
+    ) -> Sending<'_, M, T, W> {
+        // Inside a handler the deadline counts from the moment the mailbox
+        // turns out full; no clock is read when there is room.
+        let deadline = internal.then_some(SendDeadline::After(self.core.send_deadline));
+        self.send_by(value, wrap, internal, deadline)
     }
 
     /// [`send`](Self::send) with the caller's view given: whether it is an
@@ -513,6 +535,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
         let supervision = self.cx.supervision;
         let mut why: Option<String> = None;
         let mut carry: Option<A::Msg> = None;
+        let mut batch = Batch::default();
         let mut last_failure: Option<String> = None;
         let none = tracing::Span::none();
         loop {
@@ -529,7 +552,13 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                         }
                     };
                     let end = match hook {
-                        Guarded::Done(Ok(())) => self.serve(&mut actor, &mut carry).await,
+                        Guarded::Done(Ok(())) => {
+                            let end = self.serve(&mut actor, &mut carry, &mut batch).await;
+                            // What the batch still holds goes back to the
+                            // queue: for the next instance, or dead letters.
+                            cell.mailbox.unreceive(&mut batch);
+                            end
+                        }
                         Guarded::Done(Err(e)) => End::Failed(format!("start failed: {e}")),
                         Guarded::Panicked(p) => End::Failed(format!("start panicked: {p}")),
                         Guarded::Cancelled => End::Cancelled,
@@ -608,7 +637,12 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
         self.cx.system.deregister(cell.id);
     }
 
-    async fn serve(&mut self, actor: &mut A, carry: &mut Option<A::Msg>) -> End {
+    async fn serve(
+        &mut self,
+        actor: &mut A,
+        carry: &mut Option<A::Msg>,
+        batch: &mut Batch<A::Msg>,
+    ) -> End {
         let cell = self.cx.addr.cell.clone();
         // An entity's idle timer, made once and re-armed at each idle spell.
         let mut idle_timer = self
@@ -624,7 +658,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
             } else {
                 let mut armed = false;
                 let next = poll_fn(|cx| {
-                    let next = cell.mailbox.poll_recv_into(cx, &mut current);
+                    let next = cell.mailbox.poll_take(cx, batch, &mut current);
                     if next.is_ready() {
                         return next.map(Some);
                     }
