@@ -439,7 +439,7 @@ impl<M> Mailbox<M> {
         state.queue.len() + self.in_hand.load(Ordering::Acquire)
     }
 
-    /// Whether the receiver takes everything queued at once (under
+    /// Whether the receiver may take everything queued at once (under
     /// `Backpressure`), or one message at a time (the other policies, whose
     /// eviction and refusal must see every held message in the queue).
     fn batches(&self) -> bool {
@@ -678,16 +678,22 @@ impl<M> Mailbox<M> {
             let control = state.control.pop_front();
             self.control_pending
                 .store(!state.control.is_empty(), Ordering::Release);
-            if control.is_none() && batch.items.is_empty() {
-                if self.batches() {
-                    std::mem::swap(&mut state.queue, &mut batch.items);
-                } else if let Some(message) = state.queue.pop_front() {
-                    batch.items.push_back(message);
-                }
+            // Several queued under `Backpressure`: take them all by swapping
+            // buffers. One (or another policy): take it alone, so that an
+            // actor that gets a message now and then keeps one buffer.
+            if control.is_none()
+                && batch.items.is_empty()
+                && self.batches()
+                && state.queue.len() > 1
+            {
+                std::mem::swap(&mut state.queue, &mut batch.items);
             }
             let taken = if control.is_some() {
                 Poll::Ready(control)
             } else if let Some(message) = batch.items.pop_front() {
+                *slot = Some(message);
+                Poll::Ready(None)
+            } else if let Some(message) = state.queue.pop_front() {
                 *slot = Some(message);
                 Poll::Ready(None)
             } else {

@@ -532,12 +532,12 @@ fn set_cause(cause: Option<Cause>) {
 impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
     async fn run(mut self) {
         let cell = self.cx.addr.cell.clone();
-        let supervision = self.cx.supervision;
         let mut why: Option<String> = None;
-        let mut carry: Option<A::Msg> = None;
+        // A message kept for a retry after a panic (boxed: it is rare, and the
+        // loop's future stays small).
+        let mut carry: Option<Box<A::Msg>> = None;
         let mut batch = Batch::default();
         let mut last_failure: Option<String> = None;
-        let none = tracing::Span::none();
         loop {
             let end = match catch_unwind(AssertUnwindSafe(|| (self.factory)())) {
                 Err(payload) => End::Failed(format!(
@@ -546,9 +546,21 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                 )),
                 Ok(mut actor) => {
                     let hook = match &why {
-                        None => guarded(actor.started(&mut self.cx), &none, &cell.mailbox).await,
+                        None => {
+                            guarded(
+                                actor.started(&mut self.cx),
+                                &tracing::Span::none(),
+                                &cell.mailbox,
+                            )
+                            .await
+                        }
                         Some(w) => {
-                            guarded(actor.restarted(w, &mut self.cx), &none, &cell.mailbox).await
+                            guarded(
+                                actor.restarted(w, &mut self.cx),
+                                &tracing::Span::none(),
+                                &cell.mailbox,
+                            )
+                            .await
                         }
                     };
                     let end = match hook {
@@ -570,7 +582,12 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                         end,
                         End::Stop | End::Cancelled | End::SelfStop | End::Passivated
                     ) {
-                        let _ = guarded(actor.stopping(&mut self.cx), &none, &cell.mailbox).await;
+                        let _ = guarded(
+                            actor.stopping(&mut self.cx),
+                            &tracing::Span::none(),
+                            &cell.mailbox,
+                        )
+                        .await;
                     }
                     let _ = catch_unwind(AssertUnwindSafe(move || drop(actor)));
                     end
@@ -580,11 +597,11 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
             self.cx.stop_requested = false;
             let failure = match end {
                 End::Stop | End::Cancelled | End::Passivated => break,
-                End::SelfStop if supervision.restart != Restart::Permanent => break,
+                End::SelfStop if self.cx.supervision.restart != Restart::Permanent => break,
                 End::SelfStop => {
                     "it stopped itself and is restarted (Restart::Permanent)".to_owned()
                 }
-                End::Sibling(_) if supervision.restart == Restart::Temporary => break,
+                End::Sibling(_) if self.cx.supervision.restart == Restart::Temporary => break,
                 End::Sibling(w) => {
                     tracing::info!(actor = %cell.name, reason = %w, "restarting with a failed sibling");
                     why = Some(w);
@@ -593,12 +610,12 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                 End::Failed(w) => w,
             };
             last_failure = Some(failure.clone());
-            if supervision.restart == Restart::Temporary {
+            if self.cx.supervision.restart == Restart::Temporary {
                 tracing::error!(actor = %cell.name, failure = %failure, "actor failed and stops (Restart::Temporary)");
                 break;
             }
             let now = tokio::time::Instant::now();
-            if !self.window.admit(now, &supervision.intensity) {
+            if !self.window.admit(now, &self.cx.supervision.intensity) {
                 tracing::error!(actor = %cell.name, failure = %failure, "restart intensity exceeded");
                 self.parent.escalate(&self.cx.system, &cell.name, &failure);
                 break;
@@ -606,14 +623,14 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
             tracing::warn!(actor = %cell.name, failure = %failure, "restarting actor");
             self.siblings.restart_peers(cell.id, &cell.name, &failure);
             let n = self.window.len().saturating_sub(1) as u32;
-            let delay = supervision.backoff.delay(n, self.rng.unit());
+            let delay = self.cx.supervision.backoff.delay(n, self.rng.unit());
             if !sleep_unless_cancelled(delay, &cell.mailbox).await {
                 break;
             }
             why = Some(failure);
         }
         // A message kept for a retry after a panic, when no retry comes.
-        if let Some(message) = carry.take() {
+        if let Some(message) = carry.take().map(|m| *m) {
             cell.dead_letter(message, DeadLetterReason::Panicked, last_failure);
         }
         self.cx.children.stop_all().await;
@@ -640,7 +657,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
     async fn serve(
         &mut self,
         actor: &mut A,
-        carry: &mut Option<A::Msg>,
+        carry: &mut Option<Box<A::Msg>>,
         batch: &mut Batch<A::Msg>,
     ) -> End {
         let cell = self.cx.addr.cell.clone();
@@ -654,7 +671,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
         let mut current: Option<A::Msg> = None;
         loop {
             if let Some(message) = carry.take() {
-                current = Some(message);
+                current = Some(*message);
             } else {
                 let mut armed = false;
                 let next = poll_fn(|cx| {
@@ -727,7 +744,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
             match outcome {
                 Outcome::Done => {}
                 Outcome::Panicked(w, retry) => {
-                    *carry = retry;
+                    *carry = retry.map(Box::new);
                     return End::Failed(format!("a handler panicked: {w}"));
                 }
                 Outcome::Cancelled => return End::Cancelled,
