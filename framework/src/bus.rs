@@ -45,7 +45,7 @@ use parking_lot::RwLock;
 use crate::actor::{Actor, Addr, Handles};
 use crate::dead_letters::{DeadLetter, DeadLetterReason};
 use crate::entity::Entities;
-use crate::event::{AckHandle, Acknowledge, Envelope, Event, EventId, Key};
+use crate::event::{AckHandle, Acknowledge, Envelope, Event, EventId, Key, Meta};
 use crate::mailbox::{Overflow, Refused};
 use crate::runtime::{Cell, SendError, link_to_handled};
 use crate::system::System;
@@ -153,8 +153,9 @@ type Wait<'a> = Pin<Box<dyn Future<Output = Result<(), DeadLetterReason>> + Send
 /// One subscription of event `E`.
 pub(crate) trait Route<E: Event>: Send + Sync + 'static {
     fn subscription(&self) -> Subscription;
-    /// Hands over a copy if that needs no waiting.
-    fn offer(&self, envelope: Envelope<E>) -> Offer<E>;
+    /// Hands over a copy, made from the published parts, if that needs no
+    /// waiting.
+    fn offer(&self, meta: &Meta, payload: &Arc<E>) -> Offer<E>;
     /// Waits for room (the slow path; allocates its future).
     fn wait(&self, envelope: Envelope<E>) -> Wait<'_>;
 }
@@ -233,8 +234,7 @@ impl Bus {
         let mut delivered = 0;
         let mut refused = Vec::new();
         for route in routes.iter() {
-            let copy = Envelope::from_parts(meta.clone(), Arc::clone(&payload));
-            let outcome = match route.offer(copy) {
+            let outcome = match route.offer(&meta, &payload) {
                 Offer::Taken => Ok(()),
                 Offer::Refused(reason) => Err(reason),
                 Offer::Full(copy) => route.wait(copy).await,
@@ -303,6 +303,35 @@ pub(crate) fn refuse<M: crate::actor::Message>(
     reason
 }
 
+/// Offers a copy of a published event to one actor's mailbox. The copy is
+/// made straight into the queued message when there is room, and only on
+/// the way out otherwise.
+pub(crate) fn offer_parts<A: Handles<E>, E: Event>(
+    addr: &Addr<A>,
+    meta: &Meta,
+    payload: &Arc<E>,
+) -> Offer<E> {
+    let cell = &addr.cell;
+    let copy = || Envelope::from_parts(meta.clone(), Arc::clone(payload));
+    match cell.mailbox.try_push((), |()| A::wrap(copy())) {
+        Ok(pushed) => {
+            cell.settle(pushed);
+            Offer::Taken
+        }
+        Err(Refused::Full(())) if cell.mailbox.overflow() == Overflow::Backpressure => {
+            Offer::Full(copy())
+        }
+        Err(Refused::Full(())) => {
+            Offer::Refused(refuse(cell, A::wrap(copy()), DeadLetterReason::Rejected))
+        }
+        Err(Refused::Closed(())) => Offer::Refused(refuse(
+            cell,
+            A::wrap(copy()),
+            DeadLetterReason::ActorStopped,
+        )),
+    }
+}
+
 /// Offers a copy to one actor's mailbox.
 pub(crate) fn offer_to<A: Handles<E>, E: Event>(addr: &Addr<A>, envelope: Envelope<E>) -> Offer<E> {
     let cell = &addr.cell;
@@ -359,8 +388,8 @@ impl<A: Handles<E>, E: Event> Route<E> for Broadcast<A> {
             kind: SubscriptionKind::Broadcast,
         }
     }
-    fn offer(&self, envelope: Envelope<E>) -> Offer<E> {
-        offer_to(&self.addr, envelope)
+    fn offer(&self, meta: &Meta, payload: &Arc<E>) -> Offer<E> {
+        offer_parts(&self.addr, meta, payload)
     }
     fn wait(&self, envelope: Envelope<E>) -> Wait<'_> {
         Box::pin(wait_for(&self.addr, envelope))
@@ -500,7 +529,8 @@ impl<A: Handles<E>, E: Event> Route<E> for GroupRoute<A> {
             },
         }
     }
-    fn offer(&self, envelope: Envelope<E>) -> Offer<E> {
+    fn offer(&self, meta: &Meta, payload: &Arc<E>) -> Offer<E> {
+        let envelope = Envelope::from_parts(meta.clone(), Arc::clone(payload));
         match self.group.offer(envelope) {
             Ok(()) => Offer::Taken,
             // Every member is full: the next in turn applies its policy.
@@ -539,7 +569,8 @@ impl<A: Handles<E>, E: Event> Route<E> for KeyedRoute<A, E> {
             },
         }
     }
-    fn offer(&self, envelope: Envelope<E>) -> Offer<E> {
+    fn offer(&self, meta: &Meta, payload: &Arc<E>) -> Offer<E> {
+        let envelope = Envelope::from_parts(meta.clone(), Arc::clone(payload));
         match (self.key)(envelope.payload()) {
             Some(key) => self.entities.offer(key, envelope),
             None => {
