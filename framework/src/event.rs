@@ -272,21 +272,26 @@ impl fmt::Debug for EventId {
 /// assert_eq!(headers.len(), 1);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Headers(Vec<(String, String)>);
+pub struct Headers(Option<Box<Vec<(String, String)>>>);
 
 impl Headers {
     /// Sets a header, replacing an earlier value of the same name.
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
         let (name, value) = (name.into(), value.into());
-        match self.0.iter_mut().find(|(n, _)| *n == name) {
+        let headers = self.0.get_or_insert_with(Box::default);
+        match headers.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = value,
-            None => self.0.push((name, value)),
+            None => headers.push((name, value)),
         }
+    }
+
+    fn list(&self) -> &[(String, String)] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
     }
 
     /// The value of a header.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        self.list()
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
@@ -294,17 +299,17 @@ impl Headers {
 
     /// How many headers there are.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.list().len()
     }
 
     /// Whether there are no headers.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.list().is_empty()
     }
 
     /// The headers in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.list().iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 }
 
