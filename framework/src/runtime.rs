@@ -470,14 +470,15 @@ fn panic_text(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Polls `fut` inside `span`, catching a panic, and gives up when the
-/// mailbox's owner is cancelled (shutdown deadline) while `fut` waits.
-async fn guarded<T, M>(
-    fut: impl Future<Output = T>,
+/// Polls the future in `slot` inside `span`, catching a panic, and gives up
+/// when the mailbox's owner is cancelled (shutdown deadline) while it
+/// waits. The future is pinned by the caller, so that it is stored once in
+/// the caller's state and never moved; `slot` is emptied when it ends.
+async fn guarded<T, F: Future<Output = T>, M>(
+    mut slot: Pin<&mut Option<F>>,
     span: &tracing::Span,
     mailbox: &Mailbox<M>,
 ) -> Guarded<T> {
-    let mut slot = pin!(Some(fut));
     let outcome = poll_fn(|cx| {
         let _entered = span.enter();
         let Some(fut) = slot.as_mut().as_pin_mut() else {
@@ -530,128 +531,132 @@ fn set_cause(cause: Option<Cause>) {
 }
 
 impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
-    async fn run(mut self) {
-        let cell = self.cx.addr.cell.clone();
-        let mut why: Option<String> = None;
-        // A message kept for a retry after a panic (boxed: it is rare, and the
-        // loop's future stays small).
-        let mut carry: Option<Box<A::Msg>> = None;
-        let mut batch = Batch::default();
-        let mut last_failure: Option<String> = None;
-        loop {
-            let end = match catch_unwind(AssertUnwindSafe(|| (self.factory)())) {
-                Err(payload) => End::Failed(format!(
-                    "the factory panicked: {}",
-                    panic_text(payload.as_ref())
-                )),
-                Ok(mut actor) => {
-                    let hook = match &why {
-                        None => {
-                            guarded(
-                                actor.started(&mut self.cx),
+    /// The actor's whole life. Written as a block that owns `self` rather
+    /// than an `async fn`, whose argument would be stored twice in the task.
+    fn run(mut self) -> impl Future<Output = ()> + Send {
+        async move {
+            let cell = self.cx.addr.cell.clone();
+            let mut why: Option<String> = None;
+            // A message kept for a retry after a panic (boxed: it is rare, and the
+            // loop's future stays small).
+            let mut carry: Option<Box<A::Msg>> = None;
+            let mut batch = Batch::default();
+            let mut last_failure: Option<String> = None;
+            loop {
+                let end = match catch_unwind(AssertUnwindSafe(|| (self.factory)())) {
+                    Err(payload) => End::Failed(format!(
+                        "the factory panicked: {}",
+                        panic_text(payload.as_ref())
+                    )),
+                    Ok(mut actor) => {
+                        let hook = match &why {
+                            None => {
+                                guarded(
+                                    pin!(Some(actor.started(&mut self.cx))),
+                                    &tracing::Span::none(),
+                                    &cell.mailbox,
+                                )
+                                .await
+                            }
+                            Some(w) => {
+                                guarded(
+                                    pin!(Some(actor.restarted(w, &mut self.cx))),
+                                    &tracing::Span::none(),
+                                    &cell.mailbox,
+                                )
+                                .await
+                            }
+                        };
+                        let end = match hook {
+                            Guarded::Done(Ok(())) => {
+                                let end = self.serve(&mut actor, &mut carry, &mut batch).await;
+                                // What the batch still holds goes back to the
+                                // queue: for the next instance, or dead letters.
+                                cell.mailbox.unreceive(&mut batch);
+                                end
+                            }
+                            Guarded::Done(Err(e)) => End::Failed(format!("start failed: {e}")),
+                            Guarded::Panicked(p) => End::Failed(format!("start panicked: {p}")),
+                            Guarded::Cancelled => End::Cancelled,
+                        };
+                        // Stopping, passivating or restarting is work `settled` waits for.
+                        cell.mailbox.mark_busy();
+                        self.cx.children.stop_all().await;
+                        if matches!(
+                            end,
+                            End::Stop | End::Cancelled | End::SelfStop | End::Passivated
+                        ) {
+                            let _ = guarded(
+                                pin!(Some(actor.stopping(&mut self.cx))),
                                 &tracing::Span::none(),
                                 &cell.mailbox,
                             )
-                            .await
+                            .await;
                         }
-                        Some(w) => {
-                            guarded(
-                                actor.restarted(w, &mut self.cx),
-                                &tracing::Span::none(),
-                                &cell.mailbox,
-                            )
-                            .await
-                        }
-                    };
-                    let end = match hook {
-                        Guarded::Done(Ok(())) => {
-                            let end = self.serve(&mut actor, &mut carry, &mut batch).await;
-                            // What the batch still holds goes back to the
-                            // queue: for the next instance, or dead letters.
-                            cell.mailbox.unreceive(&mut batch);
-                            end
-                        }
-                        Guarded::Done(Err(e)) => End::Failed(format!("start failed: {e}")),
-                        Guarded::Panicked(p) => End::Failed(format!("start panicked: {p}")),
-                        Guarded::Cancelled => End::Cancelled,
-                    };
-                    // Stopping, passivating or restarting is work `settled` waits for.
-                    cell.mailbox.mark_busy();
-                    self.cx.children.stop_all().await;
-                    if matches!(
-                        end,
-                        End::Stop | End::Cancelled | End::SelfStop | End::Passivated
-                    ) {
-                        let _ = guarded(
-                            actor.stopping(&mut self.cx),
-                            &tracing::Span::none(),
-                            &cell.mailbox,
-                        )
-                        .await;
+                        let _ = catch_unwind(AssertUnwindSafe(move || drop(actor)));
+                        end
                     }
-                    let _ = catch_unwind(AssertUnwindSafe(move || drop(actor)));
-                    end
+                };
+                self.cx.timers.clear();
+                self.cx.stop_requested = false;
+                let failure = match end {
+                    End::Stop | End::Cancelled | End::Passivated => break,
+                    End::SelfStop if self.cx.supervision.restart != Restart::Permanent => break,
+                    End::SelfStop => {
+                        "it stopped itself and is restarted (Restart::Permanent)".to_owned()
+                    }
+                    End::Sibling(_) if self.cx.supervision.restart == Restart::Temporary => break,
+                    End::Sibling(w) => {
+                        tracing::info!(actor = %cell.name, reason = %w, "restarting with a failed sibling");
+                        why = Some(w);
+                        continue;
+                    }
+                    End::Failed(w) => w,
+                };
+                last_failure = Some(failure.clone());
+                if self.cx.supervision.restart == Restart::Temporary {
+                    tracing::error!(actor = %cell.name, failure = %failure, "actor failed and stops (Restart::Temporary)");
+                    break;
                 }
-            };
+                let now = tokio::time::Instant::now();
+                if !self.window.admit(now, &self.cx.supervision.intensity) {
+                    tracing::error!(actor = %cell.name, failure = %failure, "restart intensity exceeded");
+                    self.parent.escalate(&self.cx.system, &cell.name, &failure);
+                    break;
+                }
+                tracing::warn!(actor = %cell.name, failure = %failure, "restarting actor");
+                self.siblings.restart_peers(cell.id, &cell.name, &failure);
+                let n = self.window.len().saturating_sub(1) as u32;
+                let delay = self.cx.supervision.backoff.delay(n, self.rng.unit());
+                if !sleep_unless_cancelled(delay, &cell.mailbox).await {
+                    break;
+                }
+                why = Some(failure);
+            }
+            // A message kept for a retry after a panic, when no retry comes.
+            if let Some(message) = carry.take().map(|m| *m) {
+                cell.dead_letter(message, DeadLetterReason::Panicked, last_failure);
+            }
+            self.cx.children.stop_all().await;
             self.cx.timers.clear();
-            self.cx.stop_requested = false;
-            let failure = match end {
-                End::Stop | End::Cancelled | End::Passivated => break,
-                End::SelfStop if self.cx.supervision.restart != Restart::Permanent => break,
-                End::SelfStop => {
-                    "it stopped itself and is restarted (Restart::Permanent)".to_owned()
-                }
-                End::Sibling(_) if self.cx.supervision.restart == Restart::Temporary => break,
-                End::Sibling(w) => {
-                    tracing::info!(actor = %cell.name, reason = %w, "restarting with a failed sibling");
-                    why = Some(w);
-                    continue;
-                }
-                End::Failed(w) => w,
+            let reason = if cell.core.state.load(Ordering::Acquire) >= PAST_DEADLINE {
+                DeadLetterReason::ShutdownDeadline
+            } else {
+                DeadLetterReason::ActorStopped
             };
-            last_failure = Some(failure.clone());
-            if self.cx.supervision.restart == Restart::Temporary {
-                tracing::error!(actor = %cell.name, failure = %failure, "actor failed and stops (Restart::Temporary)");
-                break;
+            for message in cell.mailbox.close() {
+                cell.dead_letter(message, reason, None);
             }
-            let now = tokio::time::Instant::now();
-            if !self.window.admit(now, &self.cx.supervision.intensity) {
-                tracing::error!(actor = %cell.name, failure = %failure, "restart intensity exceeded");
-                self.parent.escalate(&self.cx.system, &cell.name, &failure);
-                break;
+            // Before this actor stops counting as busy: an entity's next
+            // activation (holding what arrived while it passivated) is started
+            // first, so `settled` never sees a gap between the two.
+            if let Some((_, passivation)) = &self.passivation {
+                passivation.exited(cell.id, std::mem::take(&mut self.window));
             }
-            tracing::warn!(actor = %cell.name, failure = %failure, "restarting actor");
-            self.siblings.restart_peers(cell.id, &cell.name, &failure);
-            let n = self.window.len().saturating_sub(1) as u32;
-            let delay = self.cx.supervision.backoff.delay(n, self.rng.unit());
-            if !sleep_unless_cancelled(delay, &cell.mailbox).await {
-                break;
-            }
-            why = Some(failure);
+            cell.mailbox.retire();
+            self.siblings.remove(cell.id);
+            self.cx.system.deregister(cell.id);
         }
-        // A message kept for a retry after a panic, when no retry comes.
-        if let Some(message) = carry.take().map(|m| *m) {
-            cell.dead_letter(message, DeadLetterReason::Panicked, last_failure);
-        }
-        self.cx.children.stop_all().await;
-        self.cx.timers.clear();
-        let reason = if cell.core.state.load(Ordering::Acquire) >= PAST_DEADLINE {
-            DeadLetterReason::ShutdownDeadline
-        } else {
-            DeadLetterReason::ActorStopped
-        };
-        for message in cell.mailbox.close() {
-            cell.dead_letter(message, reason, None);
-        }
-        // Before this actor stops counting as busy: an entity's next
-        // activation (holding what arrived while it passivated) is started
-        // first, so `settled` never sees a gap between the two.
-        if let Some((_, passivation)) = &self.passivation {
-            passivation.exited(cell.id, std::mem::take(&mut self.window));
-        }
-        cell.mailbox.retire();
-        self.siblings.remove(cell.id);
-        self.cx.system.deregister(cell.id);
     }
 
     async fn serve(
@@ -721,7 +726,12 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
             let meta = message.meta();
             set_cause(Some(cause_of(meta)));
             let span = handle_span(&cell.name, meta);
-            let first = guarded(actor.handle(message, &mut self.cx), &span, &cell.mailbox).await;
+            let first = guarded(
+                pin!(Some(actor.handle(message, &mut self.cx))),
+                &span,
+                &cell.mailbox,
+            )
+            .await;
             set_cause(None);
             let outcome = match first {
                 Guarded::Done(Ok(())) => {
@@ -774,7 +784,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                     set_cause(Some(cause_of(meta)));
                     let span = handle_span(&cell.name, meta);
                     let result = guarded(
-                        actor.handle(&mut message, &mut self.cx),
+                        pin!(Some(actor.handle(&mut message, &mut self.cx))),
                         &span,
                         &cell.mailbox,
                     )
