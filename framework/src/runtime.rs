@@ -533,6 +533,7 @@ fn set_cause(cause: Option<Cause>) {
 impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
     /// The actor's whole life. Written as a block that owns `self` rather
     /// than an `async fn`, whose argument would be stored twice in the task.
+    #[allow(clippy::manual_async_fn)]
     fn run(mut self) -> impl Future<Output = ()> + Send {
         async move {
             let cell = self.cx.addr.cell.clone();
