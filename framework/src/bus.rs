@@ -162,11 +162,49 @@ pub(crate) trait Route<E: Event>: Send + Sync + 'static {
 
 type Routes<E> = Arc<Vec<Arc<dyn Route<E>>>>;
 
+/// Hashes a `TypeId` by what it already is, a hash the compiler made: the
+/// routing table is read on every publish, and its keys are types, which no
+/// outside input chooses (so nothing to defend against, unlike entity keys).
+#[derive(Default, Clone, Copy)]
+struct TypeIdHash;
+
+impl std::hash::BuildHasher for TypeIdHash {
+    type Hasher = TypeIdHasher;
+    fn build_hasher(&self) -> TypeIdHasher {
+        TypeIdHasher(0)
+    }
+}
+
+/// The hasher of [`TypeIdHash`]: folds what `TypeId` writes into 64 bits.
+#[derive(Default)]
+struct TypeIdHasher(u64);
+
+impl std::hash::Hasher for TypeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_ne_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u128(&mut self, value: u128) {
+        self.write_u64(value as u64);
+        self.write_u64((value >> 64) as u64);
+    }
+}
+
 /// The routing table: event type → its routes. Read on every publish,
 /// written on subscribe (copy-on-write).
 #[derive(Default)]
 pub(crate) struct Bus {
-    table: RwLock<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
+    table: RwLock<HashMap<TypeId, Box<dyn Any + Send + Sync>, TypeIdHash>>,
     subscriptions: RwLock<Vec<Subscription>>,
 }
 
