@@ -296,15 +296,16 @@ impl<Q: Event, R: Send + 'static> Request<Q, R> {
     }
 }
 
-/// An ask's timeout: when the request first had to wait, and its timer.
+/// An ask's timeout: whether the request has waited yet, and its timer.
 ///
 /// The timer is made only at the second wait. At the first, the asker yields
 /// once instead: an actor that answers at once (on a current-thread runtime,
 /// or from the same worker) has replied by the next poll, and a request so
 /// served costs no timer, whose registration can cost more than the whole
-/// round trip. The timeout still counts from the first wait.
+/// round trip, and no clock reading. The timeout counts from the second wait,
+/// one turn of the scheduler after the first.
 struct AskTimer {
-    first_wait: Option<tokio::time::Instant>,
+    waited: bool,
 }
 
 impl AskTimer {
@@ -316,14 +317,11 @@ impl AskTimer {
         cx: &mut std::task::Context<'_>,
     ) -> bool {
         if sleep.is_none() {
-            match self.first_wait {
-                None => {
-                    self.first_wait = Some(tokio::time::Instant::now());
-                    cx.waker().wake_by_ref();
-                    return false;
-                }
-                Some(at) => sleep.set(Some(tokio::time::sleep_until(at + timeout))),
+            if !std::mem::replace(&mut self.waited, true) {
+                cx.waker().wake_by_ref();
+                return false;
             }
+            sleep.set(Some(tokio::time::sleep(timeout)));
         }
         sleep
             .as_pin_mut()
@@ -448,8 +446,10 @@ impl<A: Actor> Addr<A> {
     }
 
     /// Asks a query and waits for the typed reply, at most `timeout` in all
-    /// (waiting for mailbox room included), counted from the request's first
-    /// wait. Always ends: a reply, or an [`AskError`] that says why not.
+    /// (waiting for mailbox room included), counted from when the request
+    /// waits (a request answered within one turn of the scheduler never
+    /// starts the clock). Always ends: a reply, or an [`AskError`] that says
+    /// why not.
     pub async fn ask<Q: Event>(&self, query: Q, timeout: Duration) -> Result<A::Reply, AskError<Q>>
     where
         A: Answers<Q>,
@@ -467,7 +467,7 @@ impl<A: Actor> Addr<A> {
         // One timer for the whole request, made only if it waits twice (for
         // mailbox room or for the reply): a request served at once makes none.
         let mut timer = std::pin::pin!(None::<tokio::time::Sleep>);
-        let mut waits = AskTimer { first_wait: None };
+        let mut waits = AskTimer { waited: false };
         let mut push = self.cell.mailbox.push(request, A::wrap);
         let pushed = std::future::poll_fn(|cx| match std::pin::Pin::new(&mut push).poll(cx) {
             std::task::Poll::Ready(pushed) => std::task::Poll::Ready(Some(pushed)),

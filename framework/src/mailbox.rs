@@ -708,15 +708,19 @@ impl<M> Mailbox<M> {
                 batch.running_message = control.is_none();
             }
             // Room made since the last sync goes to waiting senders.
-            let room = self.capacity.saturating_sub(self.held(&state));
-            for slot in wake.iter_mut().take(room) {
-                *slot = state.waiting_senders.pop_front().map(|(_, w)| w);
+            if !state.waiting_senders.is_empty() {
+                let room = self.capacity.saturating_sub(self.held(&state));
+                for slot in wake.iter_mut().take(room) {
+                    *slot = state.waiting_senders.pop_front().map(|(_, w)| w);
+                }
+                self.note_waiting(&state);
             }
-            self.note_waiting(&state);
             taken
         };
-        for waker in wake.into_iter().flatten() {
-            waker.wake();
+        if wake[0].is_some() {
+            for waker in wake.into_iter().flatten() {
+                waker.wake();
+            }
         }
         taken
     }
