@@ -994,7 +994,13 @@ fn show_rate(r: f64) -> String {
 }
 
 fn show_duration(secs: f64) -> String {
-    format!("{:?}", Duration::from_secs_f64(secs))
+    if secs >= 1e-3 {
+        format!("{:.1} ms", secs * 1e3)
+    } else if secs >= 1e-6 {
+        format!("{:.2} µs", secs * 1e6)
+    } else {
+        format!("{:.0} ns", secs * 1e9)
+    }
 }
 
 fn show_bytes(b: f64) -> String {
