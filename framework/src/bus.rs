@@ -3,8 +3,9 @@
 //! A publisher does not know its subscribers. [`System::publish`] looks up
 //! the routes of the event's type and hands each a copy. Routing runs in the
 //! publisher's own task, so there is no central router to become a
-//! bottleneck, and a publish allocates one shared payload (an `Arc`) however
-//! many subscribers there are.
+//! bottleneck. A publish to several subscriptions allocates one shared
+//! payload (an `Arc`) however many there are; a publish to a single one
+//! hands over the envelope as it is and allocates nothing.
 //!
 //! Three kinds of subscription:
 //!
@@ -156,6 +157,9 @@ pub(crate) trait Route<E: Event>: Send + Sync + 'static {
     /// Hands over a copy, made from the published parts, if that needs no
     /// waiting.
     fn offer(&self, meta: &Meta, payload: &Arc<E>) -> Offer<E>;
+    /// Hands over the published envelope itself (the only route: no copy,
+    /// no shared payload) if that needs no waiting.
+    fn offer_one(&self, envelope: Envelope<E>) -> Offer<E>;
     /// Waits for room (the slow path; allocates its future).
     fn wait(&self, envelope: Envelope<E>) -> Wait<'_>;
 }
@@ -261,6 +265,25 @@ impl Bus {
             });
             return Ok(Published { delivered: 0 });
         };
+        if let [route] = routes.as_slice() {
+            // One subscription: the envelope goes as it is, its payload
+            // owned, with nothing to share.
+            let outcome = match route.offer_one(envelope) {
+                Offer::Taken => Ok(()),
+                Offer::Refused(reason) => Err(reason),
+                Offer::Full(envelope) => route.wait(envelope).await,
+            };
+            return match outcome {
+                Ok(()) => Ok(Published { delivered: 1 }),
+                Err(reason) => Err(PublishError::Refused {
+                    refused: vec![Refusal {
+                        subscriber: route.subscription().subscriber,
+                        reason,
+                    }],
+                    delivered: 0,
+                }),
+            };
+        }
         let (mut meta, payload) = envelope.into_parts();
         // An acknowledged event (from a journal or broker) is acknowledged
         // once, when every copy is handled; nacked if any copy is not.
@@ -429,6 +452,9 @@ impl<A: Handles<E>, E: Event> Route<E> for Broadcast<A> {
     fn offer(&self, meta: &Meta, payload: &Arc<E>) -> Offer<E> {
         offer_parts(&self.addr, meta, payload)
     }
+    fn offer_one(&self, envelope: Envelope<E>) -> Offer<E> {
+        offer_to(&self.addr, envelope)
+    }
     fn wait(&self, envelope: Envelope<E>) -> Wait<'_> {
         Box::pin(wait_for(&self.addr, envelope))
     }
@@ -568,7 +594,9 @@ impl<A: Handles<E>, E: Event> Route<E> for GroupRoute<A> {
         }
     }
     fn offer(&self, meta: &Meta, payload: &Arc<E>) -> Offer<E> {
-        let envelope = Envelope::from_parts(meta.clone(), Arc::clone(payload));
+        self.offer_one(Envelope::from_parts(meta.clone(), Arc::clone(payload)))
+    }
+    fn offer_one(&self, envelope: Envelope<E>) -> Offer<E> {
         match self.group.offer(envelope) {
             Ok(()) => Offer::Taken,
             // Every member is full: the next in turn applies its policy.
@@ -608,7 +636,9 @@ impl<A: Handles<E>, E: Event> Route<E> for KeyedRoute<A, E> {
         }
     }
     fn offer(&self, meta: &Meta, payload: &Arc<E>) -> Offer<E> {
-        let envelope = Envelope::from_parts(meta.clone(), Arc::clone(payload));
+        self.offer_one(Envelope::from_parts(meta.clone(), Arc::clone(payload)))
+    }
+    fn offer_one(&self, envelope: Envelope<E>) -> Offer<E> {
         match (self.key)(envelope.payload()) {
             Some(key) => self.entities.offer(key, envelope),
             None => {

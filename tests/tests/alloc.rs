@@ -1,6 +1,8 @@
 //! Promise 7, cost: a local `tell` makes no heap allocation on its path,
 //! sender and receiver side together, in steady state, with envelopes,
-//! gauges and a tracing subscriber installed (at INFO, as services run).
+//! gauges and a tracing subscriber installed (at INFO, as services run);
+//! a fan-out allocates one shared payload per publish (none for a single
+//! subscription).
 //!
 //! Counted with a global allocator that counts while enabled. One test in
 //! this binary, so nothing else allocates concurrently.
@@ -136,6 +138,51 @@ async fn per_declared_tell(system: &System) -> f64 {
     ALLOCATIONS.load(Ordering::SeqCst) as f64 / f64::from(MEASURED)
 }
 
+/// Allocations per publish of a declared event: to the one subscription
+/// of `declared` (the envelope goes as it is), then to two (one shared
+/// payload). Published in bursts the mailboxes hold, so that no publisher
+/// waits for room: what is counted is the path itself.
+async fn per_publish(system: &System) -> (f64, f64) {
+    async fn count(system: &System) -> f64 {
+        let burst = |from: u32| async move {
+            for n in from..from + 256 {
+                system.publish(DeclaredNum(u64::from(n))).await.unwrap();
+            }
+            system.settled().await;
+        };
+        for b in 0..8 {
+            burst(b * 256).await;
+        }
+        ALLOCATIONS.store(0, Ordering::SeqCst);
+        COUNTING.store(true, Ordering::SeqCst);
+        for b in 0..40 {
+            burst(b * 256).await;
+        }
+        COUNTING.store(false, Ordering::SeqCst);
+        ALLOCATIONS.load(Ordering::SeqCst) as f64 / f64::from(40 * 256)
+    }
+    let one = count(system).await;
+    system.start("declared-2", DeclaredSummer::default).unwrap();
+    let two = count(system).await;
+    let handled: u64 = system
+        .mailboxes()
+        .iter()
+        .filter(|m| m.actor.starts_with("declared"))
+        .map(|m| m.processed)
+        .sum();
+    // Each count publishes 48 bursts of 256: the first to `declared` alone,
+    // the second to both; `declared` was also told WARM_UP + MEASURED and
+    // asked once.
+    let per_count: u64 = 48 * 256;
+    let told = u64::from(WARM_UP + MEASURED) + 1;
+    assert_eq!(
+        handled,
+        told + 3 * per_count,
+        "every publish reached every subscription"
+    );
+    (one, two)
+}
+
 const WARM_UP: u32 = 20_000;
 const MEASURED: u32 = 100_000;
 
@@ -179,10 +226,13 @@ async fn per_ask(addr: &Addr<Summer>) -> f64 {
     ALLOCATIONS.load(Ordering::SeqCst) as f64 / 10_000.0
 }
 
-fn measure(runtime: tokio::runtime::Runtime) -> (f64, f64, f64) {
+/// Allocations per tell, per ask, per tell to a declared actor, and per
+/// publish to one and to two subscriptions.
+fn measure(runtime: tokio::runtime::Runtime) -> (f64, f64, f64, (f64, f64)) {
     runtime.block_on(async {
         let system = System::builder().build().unwrap();
         let declared = per_declared_tell(&system).await;
+        let publish = per_publish(&system).await;
         let addr = system.spawn("summer", || Summer { sum: 0 }).unwrap();
         let tell = per_tell(&addr, &system).await;
         let ask = per_ask(&addr).await;
@@ -194,7 +244,7 @@ fn measure(runtime: tokio::runtime::Runtime) -> (f64, f64, f64) {
             "every tell was handled"
         );
         system.shutdown(Duration::from_secs(5)).await;
-        (tell, ask, declared)
+        (tell, ask, declared, publish)
     })
 }
 
@@ -221,23 +271,32 @@ fn promise_7_cost_a_local_tell_allocates_nothing() {
         .with_max_level(tracing::Level::INFO)
         .with_writer(std::io::sink)
         .init();
-    let (ct_tell, ct_ask, ct_declared) = measure(current_thread());
-    let (mt_tell, mt_ask, mt_declared) = measure(multi_thread());
+    let (ct_tell, ct_ask, ct_declared, ct_publish) = measure(current_thread());
+    let (mt_tell, mt_ask, mt_declared, mt_publish) = measure(multi_thread());
     // With the span recorded (a DEBUG subscriber), the subscriber itself
     // allocates per span; reported for comparison, not part of the promise.
     let debug = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
         .with_writer(std::io::sink)
         .finish();
-    let (dbg_tell, _, _) = tracing::subscriber::with_default(debug, || measure(current_thread()));
+    let (dbg_tell, _, _, _) =
+        tracing::subscriber::with_default(debug, || measure(current_thread()));
 
-    println!("| runtime | per tell | per tell, #[actor] | per ask |");
-    println!("| --- | --- | --- | --- |");
-    println!("| current-thread, INFO subscriber | {ct_tell:.4} | {ct_declared:.4} | {ct_ask:.4} |");
     println!(
-        "| multi-thread (2), INFO subscriber | {mt_tell:.4} | {mt_declared:.4} | {mt_ask:.4} |"
+        "| runtime | per tell | per tell, #[actor] | per ask | per publish, 1 subscription | per publish, 2 |"
     );
-    println!("| current-thread, DEBUG subscriber (spans recorded) | {dbg_tell:.4} | - | - |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| current-thread, INFO subscriber | {ct_tell:.4} | {ct_declared:.4} | {ct_ask:.4} | {:.4} | {:.4} |",
+        ct_publish.0, ct_publish.1
+    );
+    println!(
+        "| multi-thread (2), INFO subscriber | {mt_tell:.4} | {mt_declared:.4} | {mt_ask:.4} | {:.4} | {:.4} |",
+        mt_publish.0, mt_publish.1
+    );
+    println!(
+        "| current-thread, DEBUG subscriber (spans recorded) | {dbg_tell:.4} | - | - | - | - |"
+    );
 
     assert_eq!(ct_tell, 0.0, "a tell allocated on a current-thread runtime");
     assert_eq!(mt_tell, 0.0, "a tell allocated on a multi-thread runtime");
@@ -249,4 +308,14 @@ fn promise_7_cost_a_local_tell_allocates_nothing() {
         mt_declared, 0.0,
         "a tell to a macro-declared actor allocated (multi-thread)"
     );
+    for (runtime, (one, two)) in [("current-thread", ct_publish), ("multi-thread", mt_publish)] {
+        assert_eq!(
+            one, 0.0,
+            "a publish to one subscription allocated ({runtime})"
+        );
+        assert_eq!(
+            two, 1.0,
+            "a publish to two subscriptions allocates its shared payload and nothing else ({runtime})"
+        );
+    }
 }
