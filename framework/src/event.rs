@@ -92,12 +92,27 @@ pub trait Event: fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'stat
 /// assert_eq!(Key::from(42_u64), Key::Int(42));
 /// assert_eq!(Key::from("sku-1").to_string(), "sku-1");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Key {
     /// An integer key.
     Int(u128),
     /// A textual key.
     Str(Arc<str>),
+}
+
+/// Hashes as little as tells keys apart: an integer that fits in 64 bits is
+/// one word (entity tables hash a key on every event they route), a string
+/// its bytes.
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            Key::Int(v) => match u64::try_from(*v) {
+                Ok(small) => state.write_u64(small),
+                Err(_) => state.write_u128(*v),
+            },
+            Key::Str(s) => s.hash(state),
+        }
+    }
 }
 
 impl fmt::Display for Key {
@@ -603,8 +618,37 @@ impl<E> Deref for Envelope<E> {
 
 #[cfg(test)]
 mod tests {
-    use super::EventId;
+    use super::{EventId, Key};
     use std::collections::HashSet;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn equal_keys_hash_alike_and_distinct_keys_stay_apart_in_a_set() {
+        let state = std::hash::RandomState::new();
+        let pairs = [
+            (Key::Int(7), Key::from(7_u64)),
+            (Key::Int(u128::MAX), Key::Int(u128::MAX)),
+            (Key::Int(1 << 64), Key::Int(1 << 64)),
+            (Key::from("sku-1"), Key::Str("sku-1".into())),
+        ];
+        for (a, b) in &pairs {
+            assert_eq!(a, b);
+            assert_eq!(state.hash_one(a), state.hash_one(b), "{a} and {b}");
+        }
+        let keys: HashSet<Key> = [
+            Key::Int(0),
+            Key::Int(7),
+            Key::Int(1 << 64),
+            Key::Int((1 << 64) | 7),
+            Key::Int(u128::MAX),
+            Key::from("7"),
+            Key::from(""),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(keys.len(), 7);
+        assert!(keys.contains(&Key::from(7_u64)) && keys.contains(&Key::from("7")));
+    }
 
     #[test]
     fn ids_are_unique_and_increasing_across_threads() {
