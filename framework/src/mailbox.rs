@@ -687,6 +687,12 @@ impl<M> Mailbox<M> {
                 && state.queue.len() > 1
             {
                 std::mem::swap(&mut state.queue, &mut batch.items);
+                // The two buffers take turns: keep the queue's as large as
+                // the batch's, so that in steady state neither grows (and a
+                // send allocates nothing) once the larger has its size.
+                if state.queue.capacity() < batch.items.capacity() {
+                    state.queue.reserve(batch.items.capacity());
+                }
             }
             let taken = if control.is_some() {
                 Poll::Ready(control)

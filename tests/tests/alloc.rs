@@ -4,7 +4,10 @@
 //! a fan-out allocates one shared payload per publish (none for a single
 //! subscription).
 //!
-//! Counted with a global allocator that counts while enabled. One test in
+//! Counted with a global allocator that counts while enabled, on the
+//! threads that run the runtime (the test's own and tokio's workers, from
+//! the moment they start running tokio; the few bytes std allocates while
+//! starting a thread, before that, are not the message path). One test in
 //! this binary, so nothing else allocates concurrently.
 
 // In tests, an unwrap that fails is a test failure with its message.
@@ -13,6 +16,7 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System as Heap};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -25,11 +29,21 @@ struct Counting;
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
+thread_local! {
+    /// Set on the threads that run the runtime (no allocation: a const
+    /// `Cell` needs no destructor).
+    static RUNTIME_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+fn mark_runtime_thread() {
+    RUNTIME_THREAD.with(|t| t.set(true));
+}
+
 // SAFETY: every call is forwarded unchanged to the system allocator; the
 // counter is a relaxed atomic that never allocates.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if COUNTING.load(Ordering::Relaxed) && RUNTIME_THREAD.with(Cell::get) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: same contract as the caller's.
@@ -40,7 +54,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { Heap.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if COUNTING.load(Ordering::Relaxed) && RUNTIME_THREAD.with(Cell::get) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: same contract as the caller's.
@@ -138,12 +152,23 @@ async fn per_declared_tell(system: &System) -> f64 {
     ALLOCATIONS.load(Ordering::SeqCst) as f64 / f64::from(MEASURED)
 }
 
-/// Allocations per publish of a declared event: to the one subscription
-/// of `declared` (the envelope goes as it is), then to two (one shared
-/// payload). Published in bursts the mailboxes hold, so that no publisher
-/// waits for room: what is counted is the path itself.
-async fn per_publish(system: &System) -> (f64, f64) {
-    async fn count(system: &System) -> f64 {
+/// Publishes counted per subscription set.
+const PUBLISHED: u64 = 40 * 256;
+
+/// On a multi-thread runtime a subscriber drains its queue while the
+/// publisher fills it, so how long its queue once got varies from run to run,
+/// and a mailbox's two buffers (queue and batch, allocated lazily, doubling
+/// from 4 up to the capacity of 1024) may still reach a new size during the
+/// count. That is at most 2 buffers × 8 doublings per subscriber, however
+/// many publishes: never one per publish.
+const GROWTH_PER_SUBSCRIBER: u64 = 2 * 8;
+
+/// Allocations over `PUBLISHED` publishes of a declared event: to the one
+/// subscription of `declared` (the envelope goes as it is), then to two
+/// (one shared payload each). Published in bursts the mailboxes hold, so
+/// that no publisher waits for room: what is counted is the path itself.
+async fn per_publish(system: &System) -> (u64, u64) {
+    async fn count(system: &System) -> u64 {
         let burst = |from: u32| async move {
             for n in from..from + 256 {
                 system.publish(DeclaredNum(u64::from(n))).await.unwrap();
@@ -159,7 +184,7 @@ async fn per_publish(system: &System) -> (f64, f64) {
             burst(b * 256).await;
         }
         COUNTING.store(false, Ordering::SeqCst);
-        ALLOCATIONS.load(Ordering::SeqCst) as f64 / f64::from(40 * 256)
+        ALLOCATIONS.load(Ordering::SeqCst)
     }
     let one = count(system).await;
     system.start("declared-2", DeclaredSummer::default).unwrap();
@@ -228,7 +253,7 @@ async fn per_ask(addr: &Addr<Summer>) -> f64 {
 
 /// Allocations per tell, per ask, per tell to a declared actor, and per
 /// publish to one and to two subscriptions.
-fn measure(runtime: tokio::runtime::Runtime) -> (f64, f64, f64, (f64, f64)) {
+fn measure(runtime: tokio::runtime::Runtime) -> (f64, f64, f64, (u64, u64)) {
     runtime.block_on(async {
         let system = System::builder().build().unwrap();
         let declared = per_declared_tell(&system).await;
@@ -249,6 +274,7 @@ fn measure(runtime: tokio::runtime::Runtime) -> (f64, f64, f64, (f64, f64)) {
 }
 
 fn current_thread() -> tokio::runtime::Runtime {
+    mark_runtime_thread();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -256,8 +282,10 @@ fn current_thread() -> tokio::runtime::Runtime {
 }
 
 fn multi_thread() -> tokio::runtime::Runtime {
+    mark_runtime_thread();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .on_thread_start(mark_runtime_thread)
         .enable_all()
         .build()
         .unwrap()
@@ -288,11 +316,13 @@ fn promise_7_cost_a_local_tell_allocates_nothing() {
     println!("| --- | --- | --- | --- | --- | --- |");
     println!(
         "| current-thread, INFO subscriber | {ct_tell:.4} | {ct_declared:.4} | {ct_ask:.4} | {:.4} | {:.4} |",
-        ct_publish.0, ct_publish.1
+        ct_publish.0 as f64 / PUBLISHED as f64,
+        ct_publish.1 as f64 / PUBLISHED as f64
     );
     println!(
         "| multi-thread (2), INFO subscriber | {mt_tell:.4} | {mt_declared:.4} | {mt_ask:.4} | {:.4} | {:.4} |",
-        mt_publish.0, mt_publish.1
+        mt_publish.0 as f64 / PUBLISHED as f64,
+        mt_publish.1 as f64 / PUBLISHED as f64
     );
     println!(
         "| current-thread, DEBUG subscriber (spans recorded) | {dbg_tell:.4} | - | - | - | - |"
@@ -308,14 +338,21 @@ fn promise_7_cost_a_local_tell_allocates_nothing() {
         mt_declared, 0.0,
         "a tell to a macro-declared actor allocated (multi-thread)"
     );
-    for (runtime, (one, two)) in [("current-thread", ct_publish), ("multi-thread", mt_publish)] {
-        assert_eq!(
-            one, 0.0,
-            "a publish to one subscription allocated ({runtime})"
-        );
-        assert_eq!(
-            two, 1.0,
-            "a publish to two subscriptions allocates its shared payload and nothing else ({runtime})"
-        );
-    }
+    // Current-thread: exact. One subscription: no allocation; two: the
+    // shared payload, once per publish.
+    assert_eq!(
+        ct_publish,
+        (0, PUBLISHED),
+        "allocations over {PUBLISHED} publishes to one and to two subscriptions (current-thread)"
+    );
+    // Multi-thread: the same, but for buffers still reaching their size.
+    let (one, two) = mt_publish;
+    assert!(
+        one <= GROWTH_PER_SUBSCRIBER,
+        "{one} allocations over {PUBLISHED} publishes to one subscription (multi-thread)"
+    );
+    assert!(
+        two >= PUBLISHED && two - PUBLISHED <= 2 * GROWTH_PER_SUBSCRIBER,
+        "{two} allocations over {PUBLISHED} publishes to two subscriptions (multi-thread): one shared payload each, and nothing else"
+    );
 }
