@@ -7,15 +7,88 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::Num;
-use mercato::{Actor, Context, HandlerError, System};
+use mercato::{Actor, Context, DeadLetterReason, HandlerError, System};
 use tokio::time::Instant;
 
 /// Takes 1 ms (of paused, virtual time) per message.
 struct Slow;
+
+/// Takes `Num::seq` ms per message, and counts what it handled.
+struct Timed {
+    handled: Arc<AtomicU32>,
+}
+
+message_enum!(TimedMsg for Timed {
+    tell Num(Num),
+});
+
+impl Actor for Timed {
+    type Msg = TimedMsg;
+    async fn handle(
+        &mut self,
+        msg: &mut TimedMsg,
+        _cx: &mut Context<Self>,
+    ) -> Result<(), HandlerError> {
+        let TimedMsg::Num(n) = msg;
+        tokio::time::sleep(Duration::from_millis(u64::from(n.payload().seq))).await;
+        self.handled.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Spawns a `Timed` actor and queues `n` messages of `ms` each before it
+/// runs, so that it takes them as one batch.
+async fn timed_batch(system: &System, n: u32, ms: u32) -> (mercato::Addr<Timed>, Arc<AtomicU32>) {
+    let handled = Arc::new(AtomicU32::new(0));
+    let h = handled.clone();
+    let addr = system
+        .spawn("timed", move || Timed { handled: h.clone() })
+        .unwrap();
+    for _ in 0..n {
+        addr.tell(Num { sender: 0, seq: ms }).await.unwrap();
+    }
+    (addr, handled)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_takes_effect_before_the_rest_of_a_batch() {
+    let system = System::builder().build().unwrap();
+    let (addr, handled) = timed_batch(&system, 10, 10).await;
+    // The actor has taken the 10 as a batch and is 1 ms into the first.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(addr.gauges().depth, 9, "nine wait in the batch");
+    addr.stop();
+    system.settled().await;
+    assert_eq!(
+        handled.load(Ordering::SeqCst),
+        1,
+        "the stop came before the rest of the batch"
+    );
+    assert_eq!(
+        system.dead_letters().count(DeadLetterReason::ActorStopped),
+        9,
+        "what the batch still held is dead-lettered, not lost"
+    );
+    assert!(addr.is_stopped());
+}
+
+#[tokio::test(start_paused = true)]
+async fn running_for_times_each_message_of_a_batch_from_its_own_start() {
+    let system = System::builder().build().unwrap();
+    let (addr, handled) = timed_batch(&system, 3, 100).await;
+    // The third message of the batch started at 200 ms.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let g = addr.gauges();
+    assert_eq!(handled.load(Ordering::SeqCst), 2);
+    assert_eq!(g.running_for, Some(Duration::from_millis(50)));
+    system.settled().await;
+    assert_eq!(addr.gauges().running_for, None);
+}
 
 message_enum!(SlowMsg for Slow {
     tell Num(Num),
