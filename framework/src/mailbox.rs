@@ -24,8 +24,9 @@
 //! The queue is a `VecDeque` behind a short lock, allocated lazily: an idle
 //! actor's mailbox holds no buffer until its first message, and in steady
 //! state a send allocates nothing. Under `Backpressure` the receiver takes
-//! everything queued in one go (swapping buffers, so nothing is copied or
-//! allocated) and works through that batch without the lock; the batch still
+//! everything queued in one go (swapping buffers, so nothing is copied; the
+//! two buffers grow together, lazily, up to what the load needs) and works
+//! through that batch without the lock; the batch still
 //! counts against the capacity, and senders waiting for room are woken at
 //! least every 32 messages. The other policies hand messages over one at a
 //! time, since eviction and refusal must see every held message.
