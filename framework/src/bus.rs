@@ -372,44 +372,40 @@ pub(crate) fn offer_parts<A: Handles<E>, E: Event>(
     meta: &Meta,
     payload: &Arc<E>,
 ) -> Offer<E> {
-    let cell = &addr.cell;
-    let copy = || Envelope::from_parts(meta.clone(), Arc::clone(payload));
-    match cell.mailbox.try_push((), |()| A::wrap(copy())) {
-        Ok(pushed) => {
-            cell.settle(pushed);
-            Offer::Taken
-        }
-        Err(Refused::Full(())) if cell.mailbox.overflow() == Overflow::Backpressure => {
-            Offer::Full(copy())
-        }
-        Err(Refused::Full(())) => {
-            Offer::Refused(refuse(cell, A::wrap(copy()), DeadLetterReason::Rejected))
-        }
-        Err(Refused::Closed(())) => Offer::Refused(refuse(
-            cell,
-            A::wrap(copy()),
-            DeadLetterReason::ActorStopped,
-        )),
-    }
+    offer_with(addr, (), |()| {
+        Envelope::from_parts(meta.clone(), Arc::clone(payload))
+    })
 }
 
 /// Offers a copy to one actor's mailbox.
 pub(crate) fn offer_to<A: Handles<E>, E: Event>(addr: &Addr<A>, envelope: Envelope<E>) -> Offer<E> {
+    offer_with(addr, envelope, |envelope| envelope)
+}
+
+/// Offers `value`, which `envelope` turns into the copy (when it is queued,
+/// handed back, or dead-lettered), to one actor's mailbox.
+fn offer_with<A: Handles<E>, E: Event, T>(
+    addr: &Addr<A>,
+    value: T,
+    envelope: impl Fn(T) -> Envelope<E>,
+) -> Offer<E> {
     let cell = &addr.cell;
-    match cell.mailbox.try_push(envelope, A::wrap) {
+    match cell.mailbox.try_push(value, |v| A::wrap(envelope(v))) {
         Ok(pushed) => {
             cell.settle(pushed);
             Offer::Taken
         }
-        Err(Refused::Full(envelope)) if cell.mailbox.overflow() == Overflow::Backpressure => {
-            Offer::Full(envelope)
+        Err(Refused::Full(v)) if cell.mailbox.overflow() == Overflow::Backpressure => {
+            Offer::Full(envelope(v))
         }
-        Err(Refused::Full(envelope)) => {
-            Offer::Refused(refuse(cell, A::wrap(envelope), DeadLetterReason::Rejected))
-        }
-        Err(Refused::Closed(envelope)) => Offer::Refused(refuse(
+        Err(Refused::Full(v)) => Offer::Refused(refuse(
             cell,
-            A::wrap(envelope),
+            A::wrap(envelope(v)),
+            DeadLetterReason::Rejected,
+        )),
+        Err(Refused::Closed(v)) => Offer::Refused(refuse(
+            cell,
+            A::wrap(envelope(v)),
             DeadLetterReason::ActorStopped,
         )),
     }
