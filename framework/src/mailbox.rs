@@ -239,10 +239,10 @@ struct State<M> {
     next_waiter: u64,
     closed: bool,
     cancel: bool,
-    /// The receiver took an item and has not asked for the next one yet;
-    /// `Some(true)` when that item was a queued message. Through a batch
+    /// The receiver took an item (a message, a control signal, or its own
+    /// start or stop) and has not asked for the next one yet. Through a batch
     /// this stays set from one message to the next.
-    running: Option<bool>,
+    running: bool,
     retired: bool,
     /// When the item now running first waited (or was first seen running),
     /// and which started item that was.
@@ -257,7 +257,7 @@ struct State<M> {
 
 impl<M> State<M> {
     fn has_work(&self) -> bool {
-        self.running.is_some() || !self.queue.is_empty() || !self.control.is_empty()
+        self.running || !self.queue.is_empty() || !self.control.is_empty()
     }
 }
 
@@ -380,7 +380,7 @@ impl<M> Mailbox<M> {
                 cancel: false,
                 // Busy from creation until the owner first asks for a
                 // message: its start hook counts as running.
-                running: Some(false),
+                running: true,
                 retired: false,
                 running_since: None,
                 high_water: 0,
@@ -496,11 +496,7 @@ impl<M> Mailbox<M> {
     /// passivating. `false` when a message slipped in first.
     pub(crate) fn close_if_idle(&self) -> bool {
         let mut state = self.lock();
-        if state.closed
-            || !state.queue.is_empty()
-            || !state.control.is_empty()
-            || state.running.is_some()
-        {
+        if state.closed || !state.queue.is_empty() || !state.control.is_empty() || state.running {
             return false;
         }
         state.closed = true;
@@ -511,9 +507,7 @@ impl<M> Mailbox<M> {
     /// that `settled` waits for it.
     pub(crate) fn mark_busy(&self) {
         let mut state = self.lock();
-        if state.running.is_none() {
-            state.running = Some(false);
-        }
+        state.running = true;
     }
 
     /// Counts a refusal made outside `push` (a `try_tell` under back-pressure).
@@ -711,7 +705,7 @@ impl<M> Mailbox<M> {
             if let Poll::Ready(control) = &taken {
                 self.started
                     .store(self.started.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-                state.running = Some(control.is_none());
+                state.running = true;
                 batch.running_message = control.is_none();
             }
             // Room made since the last sync goes to waiting senders.
@@ -830,15 +824,14 @@ impl<M> State<M> {
     /// not started yet.
     fn stamp_running(&mut self, started: u64) {
         let stamped = self.running_since.is_some_and(|(_, item)| item == started);
-        if self.running.is_some() && !stamped {
+        if self.running && !stamped {
             self.running_since = Some((tokio::time::Instant::now(), started));
         }
     }
 
     fn finish_locked(&mut self) {
-        if self.running.take().is_some() {
-            self.running_since = None;
-        }
+        self.running = false;
+        self.running_since = None;
     }
 }
 
