@@ -289,7 +289,10 @@ impl Bus {
         // once, when every copy is handled; nacked if any copy is not.
         if routes.len() > 1 {
             if let Some(ack) = meta.ack.take() {
-                meta.ack = Some(AckHandle::new(Arc::new(FanOutAck::new(ack, routes.len()))));
+                meta.ack = Some(Box::new(AckHandle::new(Arc::new(FanOutAck::new(
+                    *ack,
+                    routes.len(),
+                )))));
             }
         }
         let mut delivered = 0;

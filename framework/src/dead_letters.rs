@@ -205,7 +205,7 @@ impl DeadLetters {
         tracing::warn!(
             target: "mercato::dead_letters",
             actor = %letter.target,
-            event = letter.meta.event,
+            event = letter.meta.event(),
             event_id = %letter.meta.id,
             correlation_id = %letter.meta.correlation_id,
             reason = letter.reason.as_str(),

@@ -168,7 +168,12 @@ impl From<String> for Key {
 /// assert_eq!(a.to_string().as_bytes()[14], b'7'); // version nibble
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EventId(u128);
+// Two words rather than a `u128`, whose 16-byte alignment would pad every
+// envelope that carries ids; ordered high word first, as the number is.
+pub struct EventId {
+    high: u64,
+    low: u64,
+}
 
 /// Sequence numbers, handed to threads in blocks of [`BLOCK`].
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
@@ -199,15 +204,17 @@ fn process_nonce() -> u64 {
 impl EventId {
     /// A new id, later than the ids made before it in the same thread.
     pub fn new() -> Self {
-        Self::at(SystemTime::now())
+        Self::at(unix_nanos(SystemTime::now()))
     }
 
-    /// A new id made at `now` (one clock reading for an id and a timestamp).
-    pub(crate) fn at(now: SystemTime) -> Self {
-        let now = now
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() * 1000 + u64::from(d.subsec_millis()))
-            & 0xFFFF_FFFF_FFFF;
+    /// The id that means "none": never made by [`EventId::new`], whose ids
+    /// carry a version and a variant.
+    pub(crate) const NIL: EventId = EventId { high: 0, low: 0 };
+
+    /// A new id made at `nanos` after the Unix epoch (one clock reading for
+    /// an id and a timestamp).
+    pub(crate) fn at(nanos: u64) -> Self {
+        let now = (nanos / 1_000_000) & 0xFFFF_FFFF_FFFF;
         let mut m = MINTER.with(std::cell::Cell::get);
         if m.next == m.end {
             // A fresh block: the one write to shared memory per BLOCK ids.
@@ -226,27 +233,28 @@ impl EventId {
         MINTER.with(|cell| cell.set(m));
         let rand_a = (seq >> 30) & 0xFFF; // 12 bits
         let rand_b = ((seq & ((1 << 30) - 1)) << 32) | nonce; // 62 bits
-        let value = (u128::from(millis) << 80)
-            | (0x7 << 76)
-            | (u128::from(rand_a) << 64)
-            | (0b10 << 62)
-            | u128::from(rand_b);
-        EventId(value)
+        EventId {
+            high: (millis << 16) | (0x7 << 12) | rand_a,
+            low: (0b10 << 62) | rand_b,
+        }
     }
 
     /// The id as a 128-bit number.
     pub fn as_u128(self) -> u128 {
-        self.0
+        (u128::from(self.high) << 64) | u128::from(self.low)
     }
 
     /// Rebuilds an id from its 128-bit value (e.g. read from a header).
     pub fn from_u128(value: u128) -> Self {
-        EventId(value)
+        EventId {
+            high: (value >> 64) as u64,
+            low: value as u64,
+        }
     }
 
     /// The Unix time in milliseconds at which the id was made.
     pub fn unix_millis(self) -> u64 {
-        (self.0 >> 80) as u64
+        self.high >> 16
     }
 }
 
@@ -258,7 +266,7 @@ impl Default for EventId {
 
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let v = self.0;
+        let v = self.as_u128();
         write!(
             f,
             "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
@@ -401,33 +409,57 @@ impl fmt::Debug for AckHandle {
 /// assert_eq!(meta.attempt(), 1);
 /// assert!(meta.causation_id().is_none());
 /// ```
+//
+// Every message carries one and moves it a few times between the sender and
+// the handler, so it is kept small (88 bytes): ids as pairs of words, "no
+// causation" as the nil id, the time as nanoseconds, the wire name and
+// version behind one static reference, and the rare acknowledgement boxed.
 #[derive(Debug, Clone)]
 pub struct Meta {
     pub(crate) id: EventId,
     pub(crate) correlation_id: EventId,
-    pub(crate) causation_id: Option<EventId>,
-    pub(crate) timestamp: SystemTime,
-    pub(crate) attempt: u32,
-    pub(crate) event: &'static str,
-    pub(crate) version: u32,
+    /// [`EventId::NIL`] when there is none.
+    pub(crate) causation_id: EventId,
+    /// Nanoseconds since the Unix epoch.
+    pub(crate) timestamp: u64,
+    pub(crate) kind: &'static Kind,
     pub(crate) headers: Headers,
-    pub(crate) ack: Option<AckHandle>,
+    pub(crate) ack: Option<Box<AckHandle>>,
+    pub(crate) attempt: u32,
+}
+
+/// An event type's wire name and version, one static per type.
+#[derive(Debug)]
+pub(crate) struct Kind {
+    name: &'static str,
+    version: u32,
+}
+
+/// Nanoseconds from the Unix epoch to `time` (0 before it).
+fn unix_nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| {
+        d.as_secs() * 1_000_000_000 + u64::from(d.subsec_nanos())
+    })
 }
 
 impl Meta {
     pub(crate) fn for_event<E: Event>() -> Self {
-        let timestamp = SystemTime::now();
+        let timestamp = unix_nanos(SystemTime::now());
         let id = EventId::at(timestamp);
         Meta {
             id,
             correlation_id: id,
-            causation_id: None,
+            causation_id: EventId::NIL,
             timestamp,
-            attempt: 1,
-            event: E::NAME,
-            version: E::VERSION,
+            kind: const {
+                &Kind {
+                    name: E::NAME,
+                    version: E::VERSION,
+                }
+            },
             headers: Headers::default(),
             ack: None,
+            attempt: 1,
         }
     }
 
@@ -441,11 +473,11 @@ impl Meta {
     }
     /// The id of the event whose handler sent this one, if any.
     pub fn causation_id(&self) -> Option<EventId> {
-        self.causation_id
+        (self.causation_id != EventId::NIL).then_some(self.causation_id)
     }
-    /// When the envelope was made (wall-clock time).
+    /// When the envelope was made (wall-clock time, to the nanosecond).
     pub fn timestamp(&self) -> SystemTime {
-        self.timestamp
+        UNIX_EPOCH + std::time::Duration::from_nanos(self.timestamp)
     }
     /// The delivery attempt, starting at 1; retries count up.
     pub fn attempt(&self) -> u32 {
@@ -453,11 +485,11 @@ impl Meta {
     }
     /// The event's wire name.
     pub fn event(&self) -> &'static str {
-        self.event
+        self.kind.name
     }
     /// The event's schema version.
     pub fn version(&self) -> u32 {
-        self.version
+        self.kind.version
     }
     /// The headers.
     pub fn headers(&self) -> &Headers {
@@ -469,14 +501,14 @@ impl Meta {
     }
     /// The acknowledgement handle, when a journal or broker delivered this.
     pub fn ack_handle(&self) -> Option<&AckHandle> {
-        self.ack.as_ref()
+        self.ack.as_deref()
     }
 
     /// Links this envelope to the one being handled: same correlation id,
     /// causation id = the handled event's id.
     pub(crate) fn caused_by(&mut self, cause: &Cause) {
         self.correlation_id = cause.correlation_id;
-        self.causation_id = Some(cause.id);
+        self.causation_id = cause.id;
     }
 }
 
@@ -540,15 +572,16 @@ impl<E: Event> Envelope<E> {
         self
     }
 
-    /// Sets the causation id.
+    /// Sets the causation id (the nil id, `EventId::from_u128(0)`, means
+    /// none).
     pub fn with_causation_id(mut self, id: EventId) -> Self {
-        self.meta.causation_id = Some(id);
+        self.meta.causation_id = id;
         self
     }
 
     /// Attaches an acknowledgement handle.
     pub fn with_ack(mut self, ack: AckHandle) -> Self {
-        self.meta.ack = Some(ack);
+        self.meta.ack = Some(Box::new(ack));
         self
     }
 }

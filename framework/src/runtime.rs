@@ -20,19 +20,61 @@ use crate::mailbox::{Batch, Busy, Control, Mailbox, MailboxGauges, Push, Pushed,
 use crate::supervise::{Restart, RestartWindow, Rng};
 use crate::system::{ActorConfig, Children, Parent, ShutdownReason, System, Undelivered};
 
-tokio::task_local! {
-    static CURRENT: Current;
+thread_local! {
+    /// What the actor task being polled on this thread knows about itself;
+    /// `system` 0 when no actor task is being polled.
+    static CURRENT: std::cell::Cell<Current> = const {
+        std::cell::Cell::new(Current { system: 0, cause: None })
+    };
 }
 
-/// What an actor task knows about itself, for what its handlers send.
+/// What an actor task knows about itself, for what its handlers send: its
+/// system, and the ids of the message it is handling.
+#[derive(Clone, Copy)]
 struct Current {
     system: u64,
-    cause: std::cell::Cell<Option<Cause>>,
+    cause: Option<Cause>,
+}
+
+pin_project_lite::pin_project! {
+    /// An actor task with its [`Current`], put in the thread-local slot
+    /// during each poll and kept here between polls (a hand-written
+    /// wrapper: an `async` block would store the task twice).
+    struct InActorTask<F> {
+        current: Current,
+        #[pin]
+        task: F,
+    }
+}
+
+impl<F: Future<Output = ()>> Future for InActorTask<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        // Put back on the way out, a panic included: what the task set stays
+        // with it, and the thread gets its earlier state again.
+        struct Restore<'a> {
+            current: &'a mut Current,
+            outer: Current,
+        }
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                *self.current = CURRENT.with(|c| c.replace(self.outer));
+            }
+        }
+        let this = self.project();
+        let outer = CURRENT.with(|c| c.replace(*this.current));
+        let _restore = Restore {
+            current: this.current,
+            outer,
+        };
+        this.task.poll(cx)
+    }
 }
 
 /// The ids of the message being handled by the current actor task, if any.
 pub(crate) fn current_cause() -> Option<Cause> {
-    CURRENT.try_with(|c| c.cause.get()).ok().flatten()
+    CURRENT.with(std::cell::Cell::get).cause
 }
 
 /// Links an envelope sent from a handler to the message being handled:
@@ -44,17 +86,16 @@ pub(crate) fn link_to_handled<E>(envelope: &mut crate::event::Envelope<E>) {
     }
 }
 
-/// With one look at the task-local state: whether the caller is an actor
+/// With one look at the thread-local state: whether the caller is an actor
 /// task of this system, and the ids of the message it is handling.
 pub(crate) fn caller_in(core: &Core) -> (bool, Option<Cause>) {
-    CURRENT
-        .try_with(|c| (c.system == core.id, c.cause.get()))
-        .unwrap_or((false, None))
+    let current = CURRENT.with(std::cell::Cell::get);
+    (current.system == core.id, current.cause)
 }
 
 /// Whether the caller runs inside an actor task of this system.
 pub(crate) fn in_actor_of(core: &Core) -> bool {
-    CURRENT.try_with(|c| c.system == core.id).unwrap_or(false)
+    CURRENT.with(std::cell::Cell::get).system == core.id
 }
 
 pub(crate) const RUNNING: u8 = 0;
@@ -407,15 +448,20 @@ where
             .unwrap_or_default(),
         passivation,
     };
-    let current = Current {
-        system: core.id,
-        cause: std::cell::Cell::new(None),
-    };
+    let system_id = core.id;
     system.register(id, cell.clone());
     siblings.add(
         id,
         cell,
-        |task| system.handle().spawn(CURRENT.scope(current, task)),
+        |task| {
+            system.handle().spawn(InActorTask {
+                current: Current {
+                    system: system_id,
+                    cause: None,
+                },
+                task,
+            })
+        },
         run.run(),
     );
     Ok(addr)
@@ -527,7 +573,7 @@ fn handle_span(actor: &str, meta: &crate::event::Meta) -> tracing::Span {
 }
 
 fn set_cause(cause: Option<Cause>) {
-    let _ = CURRENT.try_with(|c| c.cause.set(cause));
+    CURRENT.with(|c| c.set(Current { cause, ..c.get() }));
 }
 
 impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
