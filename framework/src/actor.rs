@@ -534,7 +534,11 @@ struct Periodic<M> {
     task: tokio::task::AbortHandle,
 }
 
-pub(crate) struct Timers<M> {
+/// An actor's timers, boxed when it starts its first: most actors start
+/// none, and every idle actor carries this in its task.
+pub(crate) struct Timers<M>(Option<Box<TimerSet<M>>>);
+
+struct TimerSet<M> {
     next: u64,
     periodic: Vec<Periodic<M>>,
     delayed: Vec<(u64, tokio::task::AbortHandle)>,
@@ -542,16 +546,22 @@ pub(crate) struct Timers<M> {
 
 impl<M> Timers<M> {
     pub(crate) fn new() -> Self {
-        Timers {
-            next: 0,
-            periodic: Vec::new(),
-            delayed: Vec::new(),
-        }
+        Timers(None)
+    }
+
+    fn set(&mut self) -> &mut TimerSet<M> {
+        self.0.get_or_insert_with(|| {
+            Box::new(TimerSet {
+                next: 0,
+                periodic: Vec::new(),
+                delayed: Vec::new(),
+            })
+        })
     }
 
     /// The message of periodic timer `id`'s tick, letting the next tick queue.
     pub(crate) fn tick(&mut self, id: u64) -> Option<M> {
-        let timer = self.periodic.iter_mut().find(|p| p.id == id)?;
+        let timer = self.0.as_mut()?.periodic.iter_mut().find(|p| p.id == id)?;
         timer
             .pending
             .store(false, std::sync::atomic::Ordering::Release);
@@ -559,6 +569,14 @@ impl<M> Timers<M> {
     }
 
     pub(crate) fn clear(&mut self) {
+        if let Some(set) = &mut self.0 {
+            set.clear();
+        }
+    }
+}
+
+impl<M> TimerSet<M> {
+    fn clear(&mut self) {
         for p in self.periodic.drain(..) {
             p.task.abort();
         }
@@ -568,7 +586,7 @@ impl<M> Timers<M> {
     }
 }
 
-impl<M> Drop for Timers<M> {
+impl<M> Drop for TimerSet<M> {
     fn drop(&mut self) {
         self.clear();
     }
@@ -579,10 +597,11 @@ impl<M> Drop for Timers<M> {
 pub struct Context<A: Actor> {
     pub(crate) addr: Addr<A>,
     pub(crate) system: System,
-    pub(crate) children: Arc<Children>,
+    /// Made at the first child: most actors have none.
+    pub(crate) children: Option<Arc<Children>>,
     pub(crate) timers: Timers<A::Msg>,
     pub(crate) stop_requested: bool,
-    pub(crate) supervision: Supervision,
+    pub(crate) supervision: Arc<Supervision>,
 }
 
 impl<A: Actor> fmt::Debug for Context<A> {
@@ -635,14 +654,11 @@ impl<A: Actor> Context<A> {
         F: Fn() -> B + Send + Sync + 'static,
     {
         let parent = Parent::Actor(self.addr.cell.clone());
-        crate::runtime::spawn_actor(
-            &self.system,
-            name,
-            parent,
-            &self.children,
-            configure,
-            factory,
-        )
+        let strategy = self.supervision.strategy;
+        let children = self
+            .children
+            .get_or_insert_with(|| Arc::new(Children::new(strategy)));
+        crate::runtime::spawn_actor(&self.system, name, parent, children, configure, factory)
     }
 
     /// Sends `event` to this actor after `delay`, through its mailbox (the
@@ -673,8 +689,9 @@ impl<A: Actor> Context<A> {
                 }
             }
         });
-        self.timers.delayed.retain(|(_, t)| !t.is_finished());
-        self.timers.delayed.push((id, task.abort_handle()));
+        let timers = self.timers.set();
+        timers.delayed.retain(|(_, t)| !t.is_finished());
+        timers.delayed.push((id, task.abort_handle()));
         TimerId(id)
     }
 
@@ -709,7 +726,7 @@ impl<A: Actor> Context<A> {
                 }
             }
         });
-        self.timers.periodic.push(Periodic {
+        self.timers.set().periodic.push(Periodic {
             id,
             make: Box::new(move || A::wrap(Envelope::new(make()))),
             pending,
@@ -720,17 +737,15 @@ impl<A: Actor> Context<A> {
 
     /// Cancels a timer; `false` if it already ended or was unknown.
     pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
-        if let Some(pos) = self.timers.periodic.iter().position(|p| p.id == timer.0) {
-            self.timers.periodic.remove(pos).task.abort();
+        let Some(timers) = self.timers.0.as_mut() else {
+            return false;
+        };
+        if let Some(pos) = timers.periodic.iter().position(|p| p.id == timer.0) {
+            timers.periodic.remove(pos).task.abort();
             return true;
         }
-        if let Some(pos) = self
-            .timers
-            .delayed
-            .iter()
-            .position(|(id, _)| *id == timer.0)
-        {
-            let (_, task) = self.timers.delayed.remove(pos);
+        if let Some(pos) = timers.delayed.iter().position(|(id, _)| *id == timer.0) {
+            let (_, task) = timers.delayed.remove(pos);
             let was_running = !task.is_finished();
             task.abort();
             return was_running;
@@ -770,8 +785,9 @@ impl<A: Actor> Context<A> {
     }
 
     fn next_timer(&mut self) -> u64 {
-        self.timers.next += 1;
-        self.timers.next
+        let timers = self.timers.set();
+        timers.next += 1;
+        timers.next
     }
 }
 

@@ -391,7 +391,7 @@ impl<A: Actor> Kind<A> {
             &self.children,
             move |_| config,
             move || (kind.factory)(&owned_key),
-            Some((config.passivate_after_value(), link)),
+            Some(Box::new((config.passivate_after_value(), link))),
         )?;
         self.activations.fetch_add(1, Ordering::Relaxed);
         Ok(addr)

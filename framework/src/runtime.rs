@@ -405,7 +405,7 @@ pub(crate) fn spawn_with_passivation<A: Actor, F>(
     siblings: &Arc<Children>,
     configure: impl FnOnce(ActorConfig) -> ActorConfig,
     factory: F,
-    passivation: Option<(Duration, Arc<dyn Passivation>)>,
+    passivation: Option<Box<(Duration, Arc<dyn Passivation>)>>,
 ) -> Result<Addr<A>, SystemError>
 where
     F: Fn() -> A + Send + Sync + 'static,
@@ -427,13 +427,13 @@ where
         core: core.clone(),
     });
     let addr = Addr { cell: cell.clone() };
-    let supervision = config.supervision_config();
+    let supervision = system.shared_supervision(config.supervision_config());
     let run = ActorRun {
         factory,
         cx: Context {
             addr: addr.clone(),
             system: system.clone(),
-            children: Arc::new(Children::new(supervision.strategy)),
+            children: None,
             timers: Timers::new(),
             stop_requested: false,
             supervision,
@@ -444,7 +444,7 @@ where
         // Restarts are counted per key for entities, across activations.
         window: passivation
             .as_ref()
-            .map(|(_, p)| p.restarts())
+            .map(|link| link.1.restarts())
             .unwrap_or_default(),
         passivation,
     };
@@ -474,7 +474,9 @@ struct ActorRun<A: Actor, F> {
     siblings: Arc<Children>,
     rng: Rng,
     window: RestartWindow,
-    passivation: Option<(Duration, Arc<dyn Passivation>)>,
+    /// An entity's idle time and kind (boxed: other actors have none, and
+    /// every idle actor's task carries this field).
+    passivation: Option<Box<(Duration, Arc<dyn Passivation>)>>,
 }
 
 /// How one life of an instance ended.
@@ -491,6 +493,25 @@ enum End {
     Cancelled,
     /// An idle entity passivated.
     Passivated,
+}
+
+/// What an actor's earlier instances left behind, for the next.
+#[derive(Default)]
+struct Failures {
+    /// Why the next instance is started: given to `Actor::restarted`.
+    why: Option<String>,
+    /// The last failure, for a message kept for a retry that never comes.
+    last: Option<String>,
+}
+
+/// How a start (or restart) hook ended: `None` if the instance may serve.
+fn start_failure(hook: Guarded<Result<(), crate::error::HandlerError>>) -> Option<End> {
+    match hook {
+        Guarded::Done(Ok(())) => None,
+        Guarded::Done(Err(e)) => Some(End::Failed(format!("start failed: {e}"))),
+        Guarded::Panicked(p) => Some(End::Failed(format!("start panicked: {p}"))),
+        Guarded::Cancelled => Some(End::Cancelled),
+    }
 }
 
 /// How one message ended.
@@ -583,66 +604,73 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
     fn run(mut self) -> impl Future<Output = ()> + Send {
         async move {
             let cell = self.cx.addr.cell.clone();
-            let mut why: Option<String> = None;
+            // Why the instance is being restarted, and the last failure (for
+            // a message kept for a retry): boxed, made only at a first failure.
+            let mut failures: Option<Box<Failures>> = None;
             // A message kept for a retry after a panic (boxed: it is rare, and the
             // loop's future stays small).
             let mut carry: Option<Box<A::Msg>> = None;
             let mut batch = Batch::default();
-            let mut last_failure: Option<String> = None;
             loop {
-                let end = match catch_unwind(AssertUnwindSafe(|| (self.factory)())) {
-                    Err(payload) => End::Failed(format!(
-                        "the factory panicked: {}",
-                        panic_text(payload.as_ref())
-                    )),
-                    Ok(mut actor) => {
-                        let hook = match &why {
-                            None => {
-                                guarded(
-                                    pin!(Some(actor.started(&mut self.cx))),
-                                    &tracing::Span::none(),
-                                    &cell.mailbox,
-                                )
-                                .await
-                            }
-                            Some(w) => {
-                                guarded(
-                                    pin!(Some(actor.restarted(w, &mut self.cx))),
-                                    &tracing::Span::none(),
-                                    &cell.mailbox,
-                                )
-                                .await
-                            }
-                        };
-                        let end = match hook {
-                            Guarded::Done(Ok(())) => {
-                                let end = self.serve(&mut actor, &mut carry, &mut batch).await;
-                                // What the batch still holds goes back to the
-                                // queue: for the next instance, or dead letters.
-                                cell.mailbox.unreceive(&mut batch);
-                                end
-                            }
-                            Guarded::Done(Err(e)) => End::Failed(format!("start failed: {e}")),
-                            Guarded::Panicked(p) => End::Failed(format!("start panicked: {p}")),
-                            Guarded::Cancelled => End::Cancelled,
-                        };
-                        // Stopping, passivating or restarting is work `settled` waits for.
-                        cell.mailbox.mark_busy();
-                        self.cx.children.stop_all().await;
-                        if matches!(
-                            end,
-                            End::Stop | End::Cancelled | End::SelfStop | End::Passivated
-                        ) {
-                            let _ = guarded(
-                                pin!(Some(actor.stopping(&mut self.cx))),
+                // Each step binds its result in a statement of its own, so that
+                // nothing of a finished step stays stored in the task while the
+                // instance serves.
+                let end = 'life: {
+                    let mut actor = match catch_unwind(AssertUnwindSafe(|| (self.factory)())) {
+                        Ok(actor) => actor,
+                        Err(payload) => {
+                            break 'life End::Failed(format!(
+                                "the factory panicked: {}",
+                                panic_text(payload.as_ref())
+                            ));
+                        }
+                    };
+                    let why = failures.as_ref().and_then(|f| f.why.as_deref());
+                    let hook = match why {
+                        None => {
+                            guarded(
+                                pin!(Some(actor.started(&mut self.cx))),
                                 &tracing::Span::none(),
                                 &cell.mailbox,
                             )
-                            .await;
+                            .await
                         }
-                        let _ = catch_unwind(AssertUnwindSafe(move || drop(actor)));
+                        Some(w) => {
+                            guarded(
+                                pin!(Some(actor.restarted(w, &mut self.cx))),
+                                &tracing::Span::none(),
+                                &cell.mailbox,
+                            )
+                            .await
+                        }
+                    };
+                    let end = if let Some(end) = start_failure(hook) {
                         end
+                    } else {
+                        let end = self.serve(&mut actor, &mut carry, &mut batch).await;
+                        // What the batch still holds goes back to the
+                        // queue: for the next instance, or dead letters.
+                        cell.mailbox.unreceive(&mut batch);
+                        end
+                    };
+                    // Stopping, passivating or restarting is work `settled` waits for.
+                    cell.mailbox.mark_busy();
+                    if let Some(children) = &self.cx.children {
+                        children.stop_all().await;
                     }
+                    if matches!(
+                        end,
+                        End::Stop | End::Cancelled | End::SelfStop | End::Passivated
+                    ) {
+                        let _ = guarded(
+                            pin!(Some(actor.stopping(&mut self.cx))),
+                            &tracing::Span::none(),
+                            &cell.mailbox,
+                        )
+                        .await;
+                    }
+                    let _ = catch_unwind(AssertUnwindSafe(move || drop(actor)));
+                    end
                 };
                 self.cx.timers.clear();
                 self.cx.stop_requested = false;
@@ -655,12 +683,12 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                     End::Sibling(_) if self.cx.supervision.restart == Restart::Temporary => break,
                     End::Sibling(w) => {
                         tracing::info!(actor = %cell.name, reason = %w, "restarting with a failed sibling");
-                        why = Some(w);
+                        failures.get_or_insert_default().why = Some(w);
                         continue;
                     }
                     End::Failed(w) => w,
                 };
-                last_failure = Some(failure.clone());
+                failures.get_or_insert_default().last = Some(failure.clone());
                 if self.cx.supervision.restart == Restart::Temporary {
                     tracing::error!(actor = %cell.name, failure = %failure, "actor failed and stops (Restart::Temporary)");
                     break;
@@ -678,13 +706,16 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                 if !sleep_unless_cancelled(delay, &cell.mailbox).await {
                     break;
                 }
-                why = Some(failure);
+                failures.get_or_insert_default().why = Some(failure);
             }
             // A message kept for a retry after a panic, when no retry comes.
             if let Some(message) = carry.take().map(|m| *m) {
-                cell.dead_letter(message, DeadLetterReason::Panicked, last_failure);
+                let last = failures.and_then(|f| f.last);
+                cell.dead_letter(message, DeadLetterReason::Panicked, last);
             }
-            self.cx.children.stop_all().await;
+            if let Some(children) = &self.cx.children {
+                children.stop_all().await;
+            }
             self.cx.timers.clear();
             let reason = if cell.core.state.load(Ordering::Acquire) >= PAST_DEADLINE {
                 DeadLetterReason::ShutdownDeadline
@@ -697,7 +728,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
             // Before this actor stops counting as busy: an entity's next
             // activation (holding what arrived while it passivated) is started
             // first, so `settled` never sees a gap between the two.
-            if let Some((_, passivation)) = &self.passivation {
+            if let Some((_, passivation)) = self.passivation.as_deref() {
                 passivation.exited(cell.id, std::mem::take(&mut self.window));
             }
             cell.mailbox.retire();
@@ -717,7 +748,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
         let mut idle_timer = self
             .passivation
             .as_ref()
-            .map(|(idle, _)| (*idle, Box::pin(tokio::time::sleep(*idle))));
+            .map(|link| (link.0, Box::pin(tokio::time::sleep(link.0))));
         // The message being handled, received straight into this slot and
         // handled in place: moved again only when it fails.
         let mut current: Option<A::Msg> = None;
@@ -757,7 +788,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                         let passivated = self
                             .passivation
                             .as_ref()
-                            .is_some_and(|(_, p)| p.try_passivate(cell.id));
+                            .is_some_and(|link| link.1.try_passivate(cell.id));
                         if passivated {
                             return End::Passivated;
                         }
@@ -821,7 +852,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
         mut first: Option<Guarded<Result<(), crate::error::HandlerError>>>,
         cell: &Cell<A::Msg>,
     ) -> Outcome<A::Msg> {
-        let supervision = self.cx.supervision;
+        let supervision = *self.cx.supervision;
         loop {
             let attempt = message.meta().attempt;
             let result = match first.take() {

@@ -290,6 +290,7 @@ impl SystemBuilder {
                 }),
                 handle,
                 defaults: self.defaults,
+                default_supervision: Arc::new(self.defaults.supervision),
                 overrides: self.overrides,
                 seed,
                 shutdown_timeout: self.shutdown_timeout,
@@ -316,6 +317,8 @@ struct Shared {
     core: Arc<Core>,
     handle: tokio::runtime::Handle,
     defaults: ActorConfig,
+    /// The defaults' supervision, shared by every actor that keeps it.
+    default_supervision: Arc<Supervision>,
     overrides: Vec<(String, Configure)>,
     seed: u64,
     shutdown_timeout: Duration,
@@ -793,6 +796,16 @@ impl System {
             config = over(config);
         }
         config
+    }
+
+    /// `supervision`, shared with the other actors that have the same
+    /// (the defaults' in most systems) rather than copied into each.
+    pub(crate) fn shared_supervision(&self, supervision: Supervision) -> Arc<Supervision> {
+        if *self.shared.default_supervision == supervision {
+            self.shared.default_supervision.clone()
+        } else {
+            Arc::new(supervision)
+        }
     }
 
     pub(crate) fn register(&self, id: u64, lane: Arc<dyn Lane>) {
