@@ -1,0 +1,97 @@
+//! What an idle actor costs in memory: the heap bytes that spawning one adds
+//! (its task, its mailbox and identity, its place in the system's lists),
+//! counted with a global allocator while 10,000 idle actors start on a
+//! current-thread runtime. One test in this binary, so nothing else
+//! allocates concurrently.
+//!
+//! The bound is a count, not a timing: it fails when a change makes every
+//! actor carry more, such as a field that every actor's task stores but few
+//! use.
+
+// In tests, an unwrap that fails is a test failure with its message.
+#![allow(clippy::unwrap_used)]
+
+use std::alloc::{GlobalAlloc, Layout, System as Heap};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use mercato::System;
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Bytes allocated minus bytes freed while counting.
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// counter is a relaxed atomic that never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { Heap.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { Heap.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { Heap.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// An actor that handles nothing: what one cart or customer costs while
+/// nothing happens to it.
+struct Idle;
+
+#[mercato::actor]
+impl Idle {}
+
+const ACTORS: usize = 10_000;
+
+/// Heap bytes per idle actor today: a 768-byte task (tokio rounds task
+/// cells to 128 bytes), a 288-byte mailbox with the actor's identity, its
+/// name, and its entries in the system's registry and its parent's list of
+/// children. The bound leaves room for those lists' growth steps.
+const MAX_BYTES_PER_IDLE_ACTOR: i64 = 1_300;
+
+#[test]
+fn an_idle_actor_costs_at_most_its_budget_of_heap_bytes() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let system = System::builder().build().unwrap();
+        let mut addrs = Vec::with_capacity(ACTORS);
+        COUNTING.store(true, Ordering::Relaxed);
+        for _ in 0..ACTORS {
+            addrs.push(system.spawn("idle", || Idle).unwrap());
+        }
+        // Every actor's task runs once and settles into waiting.
+        system.settled().await;
+        COUNTING.store(false, Ordering::Relaxed);
+        let per_actor = LIVE.load(Ordering::Relaxed) / ACTORS as i64;
+        println!("heap bytes per idle actor: {per_actor}");
+        assert!(
+            per_actor > 512,
+            "{per_actor} bytes per actor is less than the task alone: the allocator did not count"
+        );
+        assert!(
+            per_actor <= MAX_BYTES_PER_IDLE_ACTOR,
+            "an idle actor costs {per_actor} heap bytes, over the budget of {MAX_BYTES_PER_IDLE_ACTOR}"
+        );
+        system.shutdown(std::time::Duration::from_secs(5)).await;
+    });
+}
