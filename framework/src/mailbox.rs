@@ -253,9 +253,20 @@ struct State<M> {
     dropped: u64,
     /// Whether this mailbox is counted in its `Busy` now.
     counted_busy: bool,
+    /// The size the queue's buffer takes when it first grows after a swap
+    /// (the batch's), so that it grows once, not by doubling.
+    spare: usize,
 }
 
 impl<M> State<M> {
+    /// Queues a message at the back (the send paths that batches follow).
+    fn enqueue(&mut self, message: M) {
+        if self.queue.capacity() == 0 {
+            self.queue.reserve(self.spare);
+        }
+        self.queue.push_back(message);
+    }
+
     fn has_work(&self) -> bool {
         self.running || !self.queue.is_empty() || !self.control.is_empty()
     }
@@ -388,6 +399,7 @@ impl<M> Mailbox<M> {
                 rejected: 0,
                 dropped: 0,
                 counted_busy: false,
+                spare: 0,
             }),
             capacity: config.capacity,
             overflow: config.overflow,
@@ -535,7 +547,7 @@ impl<M> Mailbox<M> {
             return Attempt::Done(Err(Refused::Closed(value)), None);
         }
         let pushed = if self.held(state) < self.capacity {
-            state.queue.push_back(wrap(value));
+            state.enqueue(wrap(value));
             Pushed::Queued
         } else {
             match self.overflow {
@@ -682,12 +694,11 @@ impl<M> Mailbox<M> {
                 && state.queue.len() > 1
             {
                 std::mem::swap(&mut state.queue, &mut batch.items);
-                // The two buffers take turns: keep the queue's as large as
-                // the batch's, so that in steady state neither grows (and a
-                // send allocates nothing) once the larger has its size.
-                if state.queue.capacity() < batch.items.capacity() {
-                    state.queue.reserve(batch.items.capacity());
-                }
+                // The two buffers take turns. The queue's grows, at the next
+                // send, straight to the batch's size, so that in steady state
+                // neither grows (and a send allocates nothing); an actor that
+                // gets nothing more keeps one buffer, not two.
+                state.spare = batch.items.capacity();
             }
             let taken = if control.is_some() {
                 Poll::Ready(control)
@@ -900,7 +911,7 @@ impl<M, T, W: FnOnce(T) -> M> Future for Push<'_, M, T, W> {
                 let Some((value, wrap)) = this.value.take() else {
                     panic!("`Push` polled after completion");
                 };
-                state.queue.push_back(wrap(value));
+                state.enqueue(wrap(value));
                 state.enqueued += 1;
                 state.high_water = state.high_water.max(held + 1);
                 // A woken sender passes the wake-up on while room is left,
