@@ -85,7 +85,7 @@ use crate::dead_letters::{AnyPayload, DeadLetterReason};
 use crate::error::{AskError, HandlerError, SystemError, TellError};
 use crate::event::{Cause, Envelope, Event, Meta};
 use crate::mailbox::{Control, MailboxGauges, Refused};
-use crate::runtime::{Cell, Sending, caller_in, current_cause, link_to_handled};
+use crate::runtime::{Cell, SendError, Sending, caller_in, current_cause, link_to_handled};
 use crate::supervise::Supervision;
 use crate::system::{ActorConfig, Children, Parent, System};
 
@@ -329,20 +329,57 @@ impl AskTimer {
     }
 }
 
-/// A send turned into the result `tell` gives: a small future, so that a
-/// tell moves little more than its envelope.
-struct Telling<'a, M, E, W>(Sending<'a, M, Envelope<E>, W>);
+/// What a send queues: an envelope already made, or an event whose
+/// envelope is made as it is queued.
+pub(crate) trait IntoEnvelope<E> {
+    fn into_envelope(self) -> Envelope<E>;
+}
 
-impl<M: Message, E, W: FnOnce(Envelope<E>) -> M> Future for Telling<'_, M, E, W> {
+impl<E> IntoEnvelope<E> for Envelope<E> {
+    fn into_envelope(self) -> Envelope<E> {
+        self
+    }
+}
+
+/// An event told by [`Addr::tell`], with the ids of the message its sender
+/// was handling. Its envelope (id, timestamp) is made when it is queued,
+/// straight into the mailbox: the send's future carries the event, not the
+/// envelope, and so moves less.
+pub(crate) struct Unsent<E> {
+    event: E,
+    cause: Option<Cause>,
+}
+
+impl<E: Event> IntoEnvelope<E> for Unsent<E> {
+    #[inline]
+    fn into_envelope(self) -> Envelope<E> {
+        let mut envelope = Envelope::new(self.event);
+        if let Some(cause) = self.cause {
+            envelope.meta_mut().caused_by(&cause);
+        }
+        envelope
+    }
+}
+
+/// A send turned into the result `tell` gives: a small future, so that a
+/// tell moves little more than its event.
+struct Telling<'a, M, E, T, W>(Sending<'a, M, T, W>, std::marker::PhantomData<fn() -> E>);
+
+impl<M: Message, E, T: IntoEnvelope<E>, W: FnOnce(T) -> M> Future for Telling<'_, M, E, T, W> {
     type Output = Result<(), TellError<E>>;
 
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|sent| sent.map_err(TellError::from))
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|sent| {
+            sent.map_err(|error| match error {
+                SendError::Full(t) => TellError::Full(t.into_envelope()),
+                SendError::Closed(t) => TellError::Stopped(t.into_envelope()),
+                SendError::ShuttingDown(t) => TellError::ShuttingDown(t.into_envelope()),
+                SendError::DeadlineExceeded(id) => TellError::DeadlineExceeded(id),
+            })
+        })
     }
 }
 
@@ -392,6 +429,9 @@ impl<A: Actor> Addr<A> {
     /// Sends an event. Waits for room under `Backpressure`; under `Reject` a
     /// full mailbox returns [`TellError::Full`] with the envelope; under the
     /// drop policies a message is dead-lettered and `Ok` returned.
+    ///
+    /// The envelope (its id and timestamp) is made as the event is queued,
+    /// that is at the first poll when there is room, or when room is made.
     pub fn tell<E: Event>(
         &self,
         event: E,
@@ -399,7 +439,16 @@ impl<A: Actor> Addr<A> {
     where
         A: Handles<E>,
     {
-        self.tell_envelope(Envelope::new(event))
+        let (internal, cause) = caller_in(&self.cell.core);
+        let unsent = Unsent { event, cause };
+        Telling(
+            self.cell.send_as(
+                unsent,
+                |unsent: Unsent<E>| A::wrap(unsent.into_envelope()),
+                internal,
+            ),
+            std::marker::PhantomData,
+        )
     }
 
     /// Sends an envelope built by the caller (to set headers or ids). Inside
@@ -416,7 +465,10 @@ impl<A: Actor> Addr<A> {
         if let Some(cause) = cause {
             envelope.meta_mut().caused_by(&cause);
         }
-        Telling(self.cell.send_as(envelope, A::wrap, internal))
+        Telling(
+            self.cell.send_as(envelope, A::wrap, internal),
+            std::marker::PhantomData,
+        )
     }
 
     /// Sends without waiting: a full mailbox under `Backpressure` or

@@ -593,6 +593,7 @@ fn handle_span(actor: &str, meta: &crate::event::Meta) -> tracing::Span {
     )
 }
 
+#[inline(always)]
 fn set_cause(cause: Option<Cause>) {
     CURRENT.with(|c| c.set(Current { cause, ..c.get() }));
 }
