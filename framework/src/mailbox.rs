@@ -25,7 +25,8 @@
 //! actor's mailbox holds no buffer until its first message, and in steady
 //! state a send allocates nothing. Under `Backpressure` the receiver takes
 //! everything queued in one go (swapping buffers, so nothing is copied; the
-//! two buffers grow together, lazily, up to what the load needs) and works
+//! queue's buffer is made at the next send, as large as the batch's, so an
+//! actor that gets one burst keeps one buffer and a busy one two) and works
 //! through that batch without the lock; the batch still
 //! counts against the capacity, and senders waiting for room are woken at
 //! least every 32 messages. The other policies hand messages over one at a
