@@ -211,15 +211,17 @@ pub(crate) enum Received<M> {
     Message(M),
 }
 
-/// The outcome of an accepted push.
+/// The outcome of an accepted push. A displaced message is boxed: that is
+/// the rare case, and an outcome the size of a message would be copied on
+/// every push (several times, on the way out of the lock).
 #[derive(Debug)]
 pub(crate) enum Pushed<M> {
     /// Queued.
     Queued,
     /// Queued after evicting the oldest message (`DropOldest`).
-    Evicted(M),
+    Evicted(Box<M>),
     /// Not queued: dropped by `DropNewest`; the message, wrapped.
-    DroppedNewest(M),
+    DroppedNewest(Box<M>),
 }
 
 /// Why a push was refused; the sender gets its value back.
@@ -568,13 +570,13 @@ impl<M> Mailbox<M> {
                     let evicted = state.queue.pop_front();
                     state.queue.push_back(wrap(value));
                     match evicted {
-                        Some(evicted) => Pushed::Evicted(evicted),
+                        Some(evicted) => Pushed::Evicted(Box::new(evicted)),
                         None => Pushed::Queued,
                     }
                 }
                 Overflow::DropNewest => {
                     state.dropped += 1;
-                    return Attempt::Done(Ok(Pushed::DroppedNewest(wrap(value))), None);
+                    return Attempt::Done(Ok(Pushed::DroppedNewest(Box::new(wrap(value)))), None);
                 }
             }
         };

@@ -257,7 +257,7 @@ fn loom_drop_oldest_accounting() {
                         };
                         match pushed {
                             Ok(Pushed::Queued) => {}
-                            Ok(Pushed::Evicted(m)) => evicted.push(m),
+                            Ok(Pushed::Evicted(m)) => evicted.push(*m),
                             other => panic!("sender {s} seq {seq}: {other:?}"),
                         }
                     }

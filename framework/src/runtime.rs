@@ -165,9 +165,9 @@ impl<M: Message> Cell<M> {
     pub(crate) fn settle(&self, pushed: Pushed<M>) {
         match pushed {
             Pushed::Queued => {}
-            Pushed::Evicted(old) => self.dead_letter(old, DeadLetterReason::DroppedOldest, None),
+            Pushed::Evicted(old) => self.dead_letter(*old, DeadLetterReason::DroppedOldest, None),
             Pushed::DroppedNewest(new) => {
-                self.dead_letter(new, DeadLetterReason::DroppedNewest, None)
+                self.dead_letter(*new, DeadLetterReason::DroppedNewest, None)
             }
         }
     }
