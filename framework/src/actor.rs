@@ -341,22 +341,17 @@ impl<E> IntoEnvelope<E> for Envelope<E> {
     }
 }
 
-/// An event told by [`Addr::tell`], with the ids of the message its sender
-/// was handling. Its envelope (id, timestamp) is made when it is queued,
-/// straight into the mailbox: the send's future carries the event, not the
-/// envelope, and so moves less.
-pub(crate) struct Unsent<E> {
-    event: E,
-    cause: Option<Cause>,
-}
+/// An event told by [`Addr::tell`]. Its envelope (id, timestamp, and the
+/// ids of the message its sender is handling) is made when it is queued,
+/// straight into the mailbox, in the sender's task: the send's future
+/// carries the event alone, and so moves little.
+pub(crate) struct Unsent<E>(E);
 
 impl<E: Event> IntoEnvelope<E> for Unsent<E> {
     #[inline]
     fn into_envelope(self) -> Envelope<E> {
-        let mut envelope = Envelope::new(self.event);
-        if let Some(cause) = self.cause {
-            envelope.meta_mut().caused_by(&cause);
-        }
+        let mut envelope = Envelope::new(self.0);
+        link_to_handled(&mut envelope);
         envelope
     }
 }
@@ -368,6 +363,7 @@ struct Telling<'a, M, E, T, W>(Sending<'a, M, T, W>, std::marker::PhantomData<fn
 impl<M: Message, E, T: IntoEnvelope<E>, W: FnOnce(T) -> M> Future for Telling<'_, M, E, T, W> {
     type Output = Result<(), TellError<E>>;
 
+    #[inline]
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -439,14 +435,12 @@ impl<A: Actor> Addr<A> {
     where
         A: Handles<E>,
     {
-        let (internal, cause) = caller_in(&self.cell.core);
-        let unsent = Unsent { event, cause };
+        // Whether the caller is an actor of this system is found out at the
+        // first poll, in the caller's task, like the ids its envelope takes.
         Telling(
-            self.cell.send_as(
-                unsent,
-                |unsent: Unsent<E>| A::wrap(unsent.into_envelope()),
-                internal,
-            ),
+            self.cell.send(Unsent(event), |unsent: Unsent<E>| {
+                A::wrap(unsent.into_envelope())
+            }),
             std::marker::PhantomData,
         )
     }

@@ -73,6 +73,7 @@ impl<F: Future<Output = ()>> Future for InActorTask<F> {
 }
 
 /// The ids of the message being handled by the current actor task, if any.
+#[inline]
 pub(crate) fn current_cause() -> Option<Cause> {
     CURRENT.with(std::cell::Cell::get).cause
 }
@@ -88,12 +89,14 @@ pub(crate) fn link_to_handled<E>(envelope: &mut crate::event::Envelope<E>) {
 
 /// With one look at the thread-local state: whether the caller is an actor
 /// task of this system, and the ids of the message it is handling.
+#[inline]
 pub(crate) fn caller_in(core: &Core) -> (bool, Option<Cause>) {
     let current = CURRENT.with(std::cell::Cell::get);
     (current.system == core.id, current.cause)
 }
 
 /// Whether the caller runs inside an actor task of this system.
+#[inline]
 pub(crate) fn in_actor_of(core: &Core) -> bool {
     CURRENT.with(std::cell::Cell::get).system == core.id
 }
@@ -270,6 +273,7 @@ impl<M, T, W> Unpin for Sending<'_, M, T, W> {}
 impl<M: Message, T, W: FnOnce(T) -> M> Future for Sending<'_, M, T, W> {
     type Output = Result<(), SendError<T>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let cell = this.cell;
