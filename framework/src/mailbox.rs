@@ -349,14 +349,14 @@ pub(crate) struct Mailbox<M> {
 /// While senders wait for room, the receiver takes at most this many
 /// messages from its batch before it takes the lock to publish what it has
 /// handled and to wake them.
-const SYNC_EVERY: u64 = 32;
+const SYNC_EVERY: u32 = 32;
 
 /// What the receiver took from its mailbox and has not started yet, and how
 /// many it started since it last held the lock. Owned by the receiver.
 #[derive(Debug)]
 pub(crate) struct Batch<M> {
     items: VecDeque<M>,
-    since_sync: u64,
+    since_sync: u32,
     /// The item started last is a message (not a control signal), to be
     /// counted as processed once it finishes.
     running_message: bool,
@@ -676,7 +676,7 @@ impl<M> Mailbox<M> {
             self.in_hand.store(batch.items.len(), Ordering::Release);
             self.started
                 .store(self.started.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-            batch.since_sync += 1;
+            batch.since_sync = batch.since_sync.saturating_add(1);
             return Poll::Ready(None);
         }
         let mut wake: [Option<Waker>; 4] = Default::default();

@@ -545,29 +545,49 @@ fn panic_text(payload: &(dyn Any + Send)) -> String {
 /// when the mailbox's owner is cancelled (shutdown deadline) while it
 /// waits. The future is pinned by the caller, so that it is stored once in
 /// the caller's state and never moved; `slot` is emptied when it ends.
-async fn guarded<T, F: Future<Output = T>, M>(
-    mut slot: Pin<&mut Option<F>>,
-    span: &tracing::Span,
-    mailbox: &Mailbox<M>,
-) -> Guarded<T> {
-    let outcome = poll_fn(|cx| {
-        let _entered = span.enter();
-        let Some(fut) = slot.as_mut().as_pin_mut() else {
-            return Poll::Ready(Guarded::Panicked("polled after completion".to_owned()));
+fn guarded<'a, F: Future, M>(
+    slot: Pin<&'a mut Option<F>>,
+    span: &'a tracing::Span,
+    mailbox: &'a Mailbox<M>,
+) -> Guard<'a, F, M> {
+    Guard {
+        slot,
+        span,
+        mailbox,
+    }
+}
+
+/// The future of [`guarded`]: three references, written by hand so that
+/// the actor's task stores nothing more while a handler runs.
+struct Guard<'a, F, M> {
+    slot: Pin<&'a mut Option<F>>,
+    span: &'a tracing::Span,
+    mailbox: &'a Mailbox<M>,
+}
+
+impl<F: Future, M> Future for Guard<'_, F, M> {
+    type Output = Guarded<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let outcome = {
+            let _entered = this.span.enter();
+            let Some(fut) = this.slot.as_mut().as_pin_mut() else {
+                return Poll::Ready(Guarded::Panicked("polled after completion".to_owned()));
+            };
+            match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+                Ok(Poll::Ready(value)) => Guarded::Done(value),
+                Err(payload) => Guarded::Panicked(panic_text(payload.as_ref())),
+                Ok(Poll::Pending) => match this.mailbox.poll_cancelled(cx) {
+                    Poll::Ready(()) => Guarded::Cancelled,
+                    Poll::Pending => return Poll::Pending,
+                },
+            }
         };
-        match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
-            Ok(Poll::Ready(value)) => Poll::Ready(Guarded::Done(value)),
-            Err(payload) => Poll::Ready(Guarded::Panicked(panic_text(payload.as_ref()))),
-            Ok(Poll::Pending) => match mailbox.poll_cancelled(cx) {
-                Poll::Ready(()) => Poll::Ready(Guarded::Cancelled),
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    })
-    .await;
-    // Dropping a future that panicked may panic again: contain it.
-    let _ = catch_unwind(AssertUnwindSafe(|| slot.set(None)));
-    outcome
+        // Dropping a future that panicked may panic again: contain it.
+        let _ = catch_unwind(AssertUnwindSafe(|| this.slot.set(None)));
+        Poll::Ready(outcome)
+    }
 }
 
 /// Sleeps unless the shutdown deadline cancels the wait; `false` if cancelled.
@@ -742,108 +762,113 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
         }
     }
 
-    async fn serve(
-        &mut self,
-        actor: &mut A,
-        carry: &mut Option<Box<A::Msg>>,
-        batch: &mut Batch<A::Msg>,
-    ) -> End {
-        let cell = self.cx.addr.cell.clone();
-        // An entity's idle timer, made once and re-armed at each idle spell.
-        let mut idle_timer = self
-            .passivation
-            .as_ref()
-            .map(|link| (link.0, Box::pin(tokio::time::sleep(link.0))));
-        // The message being handled, received straight into this slot and
-        // handled in place: moved again only when it fails.
-        let mut current: Option<A::Msg> = None;
-        loop {
-            if let Some(message) = carry.take() {
-                current = Some(*message);
-            } else {
-                let mut armed = false;
-                let next = poll_fn(|cx| {
-                    let next = cell.mailbox.poll_take(cx, batch, &mut current);
-                    if next.is_ready() {
-                        return next.map(Some);
-                    }
-                    if let Some((idle, timer)) = &mut idle_timer {
-                        if !armed {
-                            timer.as_mut().reset(tokio::time::Instant::now() + *idle);
-                            armed = true;
+    /// Serves messages until the instance ends. A block that owns its
+    /// arguments, which an `async fn` would store twice.
+    #[allow(clippy::manual_async_fn)]
+    fn serve<'a>(
+        &'a mut self,
+        actor: &'a mut A,
+        carry: &'a mut Option<Box<A::Msg>>,
+        batch: &'a mut Batch<A::Msg>,
+    ) -> impl Future<Output = End> + Send + 'a {
+        async move {
+            let cell = self.cx.addr.cell.clone();
+            // An entity's idle timer, made once and re-armed at each idle spell.
+            let mut idle_timer = self
+                .passivation
+                .as_ref()
+                .map(|link| Box::pin(tokio::time::sleep(link.0)));
+            // The message being handled, received straight into this slot and
+            // handled in place: moved again only when it fails.
+            let mut current: Option<A::Msg> = None;
+            loop {
+                if let Some(message) = carry.take() {
+                    current = Some(*message);
+                } else {
+                    let mut armed = false;
+                    let next = poll_fn(|cx| {
+                        let next = cell.mailbox.poll_take(cx, batch, &mut current);
+                        if next.is_ready() {
+                            return next.map(Some);
                         }
-                        if timer.as_mut().poll(cx).is_ready() {
-                            return Poll::Ready(None);
+                        if let (Some(timer), Some(link)) = (&mut idle_timer, &self.passivation) {
+                            if !armed {
+                                timer.as_mut().reset(tokio::time::Instant::now() + link.0);
+                                armed = true;
+                            }
+                            if timer.as_mut().poll(cx).is_ready() {
+                                return Poll::Ready(None);
+                            }
+                        }
+                        Poll::Pending
+                    })
+                    .await;
+                    match next {
+                        // A message, now in `current`.
+                        Some(None) => {}
+                        Some(Some(Control::Stop)) => return End::Stop,
+                        Some(Some(Control::Restart(w))) => return End::Sibling(w),
+                        Some(Some(Control::Escalate(w))) => return End::Failed(w),
+                        Some(Some(Control::Tick(id))) => match self.cx.timers.tick(id) {
+                            Some(message) => current = Some(message),
+                            None => continue,
+                        },
+                        None => {
+                            let passivated = self
+                                .passivation
+                                .as_ref()
+                                .is_some_and(|link| link.1.try_passivate(cell.id));
+                            if passivated {
+                                return End::Passivated;
+                            }
+                            continue;
                         }
                     }
-                    Poll::Pending
-                })
+                }
+                let Some(message) = current.as_mut() else {
+                    unreachable!("a message was received into the slot");
+                };
+                // The common case in place, with nothing of the retry path in
+                // this future: one attempt, then the acknowledgement.
+                let meta = message.meta();
+                set_cause(Some(cause_of(meta)));
+                let span = handle_span(&cell.name, meta);
+                let first = guarded(
+                    pin!(Some(actor.handle(message, &mut self.cx))),
+                    &span,
+                    &cell.mailbox,
+                )
                 .await;
-                match next {
-                    // A message, now in `current`.
-                    Some(None) => {}
-                    Some(Some(Control::Stop)) => return End::Stop,
-                    Some(Some(Control::Restart(w))) => return End::Sibling(w),
-                    Some(Some(Control::Escalate(w))) => return End::Failed(w),
-                    Some(Some(Control::Tick(id))) => match self.cx.timers.tick(id) {
-                        Some(message) => current = Some(message),
-                        None => continue,
-                    },
-                    None => {
-                        let passivated = self
-                            .passivation
-                            .as_ref()
-                            .is_some_and(|link| link.1.try_passivate(cell.id));
-                        if passivated {
-                            return End::Passivated;
+                set_cause(None);
+                let outcome = match first {
+                    Guarded::Done(Ok(())) => {
+                        let meta = message.meta();
+                        if let Some(ack) = meta.ack_handle() {
+                            ack.ack(meta.id());
                         }
-                        continue;
+                        current = None;
+                        Outcome::Done
                     }
-                }
-            }
-            let Some(message) = current.as_mut() else {
-                unreachable!("a message was received into the slot");
-            };
-            // The common case in place, with nothing of the retry path in
-            // this future: one attempt, then the acknowledgement.
-            let meta = message.meta();
-            set_cause(Some(cause_of(meta)));
-            let span = handle_span(&cell.name, meta);
-            let first = guarded(
-                pin!(Some(actor.handle(message, &mut self.cx))),
-                &span,
-                &cell.mailbox,
-            )
-            .await;
-            set_cause(None);
-            let outcome = match first {
-                Guarded::Done(Ok(())) => {
-                    let meta = message.meta();
-                    if let Some(ack) = meta.ack_handle() {
-                        ack.ack(meta.id());
+                    // A failure: retries, backoff and dead letters live in a
+                    // future of their own, made only now.
+                    failed => {
+                        let Some(message) = current.take() else {
+                            unreachable!("the failed message is in the slot");
+                        };
+                        Box::pin(self.deliver(actor, message, Some(failed), &cell)).await
                     }
-                    current = None;
-                    Outcome::Done
+                };
+                match outcome {
+                    Outcome::Done => {}
+                    Outcome::Panicked(w, retry) => {
+                        *carry = retry.map(Box::new);
+                        return End::Failed(format!("a handler panicked: {w}"));
+                    }
+                    Outcome::Cancelled => return End::Cancelled,
                 }
-                // A failure: retries, backoff and dead letters live in a
-                // future of their own, made only now.
-                failed => {
-                    let Some(message) = current.take() else {
-                        unreachable!("the failed message is in the slot");
-                    };
-                    Box::pin(self.deliver(actor, message, Some(failed), &cell)).await
+                if self.cx.stop_requested {
+                    return End::SelfStop;
                 }
-            };
-            match outcome {
-                Outcome::Done => {}
-                Outcome::Panicked(w, retry) => {
-                    *carry = retry.map(Box::new);
-                    return End::Failed(format!("a handler panicked: {w}"));
-                }
-                Outcome::Cancelled => return End::Cancelled,
-            }
-            if self.cx.stop_requested {
-                return End::SelfStop;
             }
         }
     }
