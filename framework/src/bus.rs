@@ -288,11 +288,8 @@ impl Bus {
         // An acknowledged event (from a journal or broker) is acknowledged
         // once, when every copy is handled; nacked if any copy is not.
         if routes.len() > 1 {
-            if let Some(ack) = meta.ack.take() {
-                meta.ack = Some(Box::new(AckHandle::new(Arc::new(FanOutAck::new(
-                    *ack,
-                    routes.len(),
-                )))));
+            if let Some(ack) = meta.take_ack() {
+                meta.set_ack(AckHandle::new(Arc::new(FanOutAck::new(ack, routes.len()))));
             }
         }
         let mut delivered = 0;

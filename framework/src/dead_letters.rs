@@ -212,7 +212,7 @@ impl DeadLetters {
             error = letter.error.as_deref().unwrap_or(""),
             "dead letter"
         );
-        if let Some(ack) = &letter.meta.ack {
+        if let Some(ack) = letter.meta.ack_handle() {
             ack.nack(letter.meta.id, letter.reason.as_str());
         }
         self.counters[letter.reason.index()].fetch_add(1, Ordering::Relaxed);

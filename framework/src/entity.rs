@@ -136,7 +136,9 @@ pub struct EntityGauges {
 enum Slot<A: Actor> {
     Live(Addr<A>),
     /// Passivating: what arrives is held here for the next activation.
-    Passivating(VecDeque<A::Msg>),
+    /// Boxed: the table holds a slot per key, nearly all of them live.
+    #[allow(clippy::box_collection)]
+    Passivating(Box<VecDeque<A::Msg>>),
 }
 
 type Factory<A> = Box<dyn Fn(&Key) -> A + Send + Sync>;
@@ -509,7 +511,7 @@ impl<A: Actor> Passivation for EntityLink<A> {
         };
         let idle = matches!(slot, Slot::Live(addr) if addr.cell.id == id && addr.cell.mailbox.close_if_idle());
         if idle {
-            *slot = Slot::Passivating(VecDeque::new());
+            *slot = Slot::Passivating(Box::default());
             self.kind.passivations.fetch_add(1, Ordering::Relaxed);
         }
         idle
@@ -535,7 +537,7 @@ impl<A: Actor> Passivation for EntityLink<A> {
                 table.remove(&self.key);
             }
             Some(Slot::Passivating(pending)) => {
-                let pending = std::mem::take(pending);
+                let pending = std::mem::take(&mut **pending);
                 match self.kind.activate(&self.key) {
                     Ok(addr) => {
                         for message in pending {

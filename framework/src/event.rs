@@ -295,24 +295,23 @@ impl fmt::Debug for EventId {
 /// assert_eq!(headers.len(), 1);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-// Boxed so that an envelope without headers (nearly all) carries 8 bytes
-// here, not a 24-byte empty `Vec`: every message moves and clones this.
-#[allow(clippy::box_collection)]
-pub struct Headers(Option<Box<Vec<(String, String)>>>);
+pub struct Headers(Vec<(String, String)>);
+
+/// Headers of an envelope that has none.
+static NO_HEADERS: Headers = Headers(Vec::new());
 
 impl Headers {
     /// Sets a header, replacing an earlier value of the same name.
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
         let (name, value) = (name.into(), value.into());
-        let headers = self.0.get_or_insert_with(Box::default);
-        match headers.iter_mut().find(|(n, _)| *n == name) {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = value,
-            None => headers.push((name, value)),
+            None => self.0.push((name, value)),
         }
     }
 
     fn list(&self) -> &[(String, String)] {
-        self.0.as_deref().map_or(&[], Vec::as_slice)
+        &self.0
     }
 
     /// The value of a header.
@@ -411,9 +410,10 @@ impl fmt::Debug for AckHandle {
 /// ```
 //
 // Every message carries one and moves it a few times between the sender and
-// the handler, so it is kept small (88 bytes): ids as pairs of words, "no
+// the handler, so it is kept small (80 bytes): ids as pairs of words, "no
 // causation" as the nil id, the time as nanoseconds, the wire name and
-// version behind one static reference, and the rare acknowledgement boxed.
+// version behind one static reference, and the rarely used parts (headers,
+// acknowledgement) boxed together, made when first set.
 #[derive(Debug, Clone)]
 pub struct Meta {
     pub(crate) id: EventId,
@@ -423,9 +423,16 @@ pub struct Meta {
     /// Nanoseconds since the Unix epoch.
     pub(crate) timestamp: u64,
     pub(crate) kind: &'static Kind,
-    pub(crate) headers: Headers,
-    pub(crate) ack: Option<Box<AckHandle>>,
+    pub(crate) extra: Option<Box<Extra>>,
     pub(crate) attempt: u32,
+}
+
+/// What few envelopes carry: headers, and a journal's or broker's
+/// acknowledgement handle.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Extra {
+    pub(crate) headers: Headers,
+    pub(crate) ack: Option<AckHandle>,
 }
 
 /// An event type's wire name and version, one static per type.
@@ -457,8 +464,7 @@ impl Meta {
                     version: E::VERSION,
                 }
             },
-            headers: Headers::default(),
-            ack: None,
+            extra: None,
             attempt: 1,
         }
     }
@@ -493,15 +499,27 @@ impl Meta {
     }
     /// The headers.
     pub fn headers(&self) -> &Headers {
-        &self.headers
+        self.extra
+            .as_ref()
+            .map_or(&NO_HEADERS, |extra| &extra.headers)
     }
     /// The headers, to change.
     pub fn headers_mut(&mut self) -> &mut Headers {
-        &mut self.headers
+        &mut self.extra.get_or_insert_default().headers
     }
     /// The acknowledgement handle, when a journal or broker delivered this.
     pub fn ack_handle(&self) -> Option<&AckHandle> {
-        self.ack.as_deref()
+        self.extra.as_ref().and_then(|extra| extra.ack.as_ref())
+    }
+
+    /// Takes the acknowledgement handle out.
+    pub(crate) fn take_ack(&mut self) -> Option<AckHandle> {
+        self.extra.as_mut().and_then(|extra| extra.ack.take())
+    }
+
+    /// Sets the acknowledgement handle.
+    pub(crate) fn set_ack(&mut self, ack: AckHandle) {
+        self.extra.get_or_insert_default().ack = Some(ack);
     }
 
     /// Links this envelope to the one being handled: same correlation id,
@@ -581,7 +599,7 @@ impl<E: Event> Envelope<E> {
 
     /// Attaches an acknowledgement handle.
     pub fn with_ack(mut self, ack: AckHandle) -> Self {
-        self.meta.ack = Some(Box::new(ack));
+        self.meta.set_ack(ack);
         self
     }
 }

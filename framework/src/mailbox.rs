@@ -470,6 +470,7 @@ impl<M> Mailbox<M> {
 
     /// Pushes without waiting. `Backpressure` on a full mailbox gives
     /// `Err(Refused::Full)` here; use [`push`](Self::push) to wait instead.
+    #[inline]
     pub(crate) fn try_push<T>(
         &self,
         value: T,
