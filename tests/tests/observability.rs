@@ -113,3 +113,139 @@ async fn the_context_tells_the_handler_which_message_and_attempt_it_handles() {
     );
     assert_eq!((seen[0].2, seen[1].2), (Some(1), Some(2)));
 }
+
+#[tokio::test]
+async fn each_actor_keeps_its_own_message_ids_across_awaits_and_nothing_leaks_outside() {
+    /// Records the causation and correlation ids of what it gets.
+    struct Sink {
+        seen: common::parking_lot_free::Log<(Option<mercato::EventId>, mercato::EventId, u32)>,
+    }
+    message_enum!(SinkMsg for Sink {
+        tell Num(Num),
+    });
+    impl Actor for Sink {
+        type Msg = SinkMsg;
+        async fn handle(
+            &mut self,
+            msg: &mut SinkMsg,
+            _cx: &mut Context<Self>,
+        ) -> Result<(), HandlerError> {
+            let SinkMsg::Num(n) = msg;
+            self.seen
+                .push((n.meta().causation_id(), n.meta().correlation_id(), n.seq));
+            Ok(())
+        }
+    }
+    /// Yields while it handles a message, so that the other relay's handler
+    /// runs on the same thread in between, then forwards it to the sink.
+    struct Relay {
+        sink: mercato::Addr<Sink>,
+        seen: common::parking_lot_free::Log<(u32, mercato::EventId, Option<mercato::EventId>)>,
+    }
+    message_enum!(RelayMsg for Relay {
+        tell Num(Num),
+    });
+    impl Actor for Relay {
+        type Msg = RelayMsg;
+        async fn handle(
+            &mut self,
+            msg: &mut RelayMsg,
+            cx: &mut Context<Self>,
+        ) -> Result<(), HandlerError> {
+            let RelayMsg::Num(n) = msg;
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+            self.seen.push((n.seq, n.meta().id(), cx.message_id()));
+            self.sink.tell(**n).await.map_err(|e| e.to_string())?;
+            Ok(())
+        }
+    }
+    let system = System::builder().build().unwrap();
+    let sink_seen = common::log();
+    let s = sink_seen.clone();
+    let sink = system
+        .spawn("sink", move || Sink { seen: s.clone() })
+        .unwrap();
+    let relay_seen = common::log();
+    let relays: Vec<_> = (0..2)
+        .map(|i| {
+            let (sink, seen) = (sink.clone(), relay_seen.clone());
+            system
+                .spawn(&format!("relay-{i}"), move || Relay {
+                    sink: sink.clone(),
+                    seen: seen.clone(),
+                })
+                .unwrap()
+        })
+        .collect();
+    for seq in 0..20 {
+        relays[seq as usize % 2]
+            .tell(Num { sender: 0, seq })
+            .await
+            .unwrap();
+    }
+    system.settled().await;
+
+    /// Waits, in the middle of a handler, until the test lets it go.
+    struct Waiter {
+        gate: std::sync::Arc<tokio::sync::Notify>,
+    }
+    message_enum!(WaiterMsg for Waiter {
+        tell Num(Num),
+    });
+    impl Actor for Waiter {
+        type Msg = WaiterMsg;
+        async fn handle(
+            &mut self,
+            _msg: &mut WaiterMsg,
+            _cx: &mut Context<Self>,
+        ) -> Result<(), HandlerError> {
+            self.gate.notified().await;
+            Ok(())
+        }
+    }
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let g = gate.clone();
+    let waiter = system
+        .spawn("waiter", move || Waiter { gate: g.clone() })
+        .unwrap();
+    waiter.tell(Num { sender: 1, seq: 0 }).await.unwrap();
+    // The waiter's handler starts and waits, on this same thread.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(waiter.gauges().depth, 0, "the waiter's handler is running");
+    // Sent from the test's own task while another actor's handler waits: no
+    // handled message is its cause.
+    sink.tell(Num { sender: 1, seq: 99 }).await.unwrap();
+    gate.notify_one();
+    system.settled().await;
+
+    let relayed = relay_seen.take();
+    assert_eq!(relayed.len(), 20);
+    for (seq, id, seen_after_awaits) in &relayed {
+        assert_eq!(
+            *seen_after_awaits,
+            Some(*id),
+            "message {seq}: the relay's own message id after its awaits"
+        );
+    }
+    let mut forwarded = sink_seen.take();
+    assert_eq!(forwarded.len(), 21);
+    let outside = forwarded.pop().unwrap();
+    assert_eq!(outside.2, 99);
+    assert_eq!(
+        outside.0, None,
+        "a send from outside any actor has no cause"
+    );
+    for (causation, _, seq) in &forwarded {
+        let (_, id, _) = relayed.iter().find(|(s, _, _)| s == seq).unwrap();
+        assert_eq!(
+            *causation,
+            Some(*id),
+            "message {seq}: caused by the relayed message"
+        );
+    }
+    system.shutdown(Duration::from_secs(1)).await;
+}
