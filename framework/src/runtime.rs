@@ -343,18 +343,6 @@ pub(crate) enum SendError<T> {
     DeadlineExceeded(crate::event::EventId),
 }
 
-impl<E> From<SendError<crate::event::Envelope<E>>> for crate::error::TellError<E> {
-    fn from(err: SendError<crate::event::Envelope<E>>) -> Self {
-        use crate::error::TellError;
-        match err {
-            SendError::Full(e) => TellError::Full(e),
-            SendError::Closed(e) => TellError::Stopped(e),
-            SendError::ShuttingDown(e) => TellError::ShuttingDown(e),
-            SendError::DeadlineExceeded(id) => TellError::DeadlineExceeded(id),
-        }
-    }
-}
-
 /// A type-erased view of a cell: control, cancellation and gauges.
 pub(crate) trait Lane: Send + Sync {
     fn control(&self, control: Control) -> bool;
