@@ -669,7 +669,7 @@ impl<E> Deref for Envelope<E> {
 
 #[cfg(test)]
 mod tests {
-    use super::{EventId, Key};
+    use super::{AckHandle, Acknowledge, Envelope, Event, EventId, Key};
     use std::collections::HashSet;
     use std::hash::BuildHasher;
 
@@ -734,5 +734,68 @@ mod tests {
             "RFC 4122 variant"
         );
         assert_eq!(EventId::from_u128(id.as_u128()), id);
+    }
+
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    struct Ping(u32);
+
+    impl Event for Ping {
+        const NAME: &'static str = "test.ping";
+        const VERSION: u32 = 3;
+    }
+
+    #[test]
+    fn an_envelope_is_stamped_with_the_time_it_was_made_and_its_id_agrees() {
+        let before = std::time::SystemTime::now();
+        let envelope = Envelope::new(Ping(1));
+        let after = std::time::SystemTime::now();
+        let meta = envelope.meta();
+        assert!(
+            before <= meta.timestamp() && meta.timestamp() <= after,
+            "{:?} not within {before:?}..={after:?}",
+            meta.timestamp()
+        );
+        let millis = meta
+            .timestamp()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        assert_eq!(
+            meta.id().unix_millis(),
+            millis,
+            "the id's time is the timestamp's"
+        );
+        assert_eq!((meta.event(), meta.version()), ("test.ping", 3));
+    }
+
+    #[test]
+    fn headers_and_the_acknowledgement_are_kept_and_copied_with_the_metadata() {
+        struct Nothing;
+        impl Acknowledge for Nothing {
+            fn ack(&self, _id: EventId) {}
+            fn nack(&self, _id: EventId, _reason: &str) {}
+        }
+        let mut envelope = Envelope::new(Ping(2));
+        assert!(envelope.meta().headers().is_empty());
+        assert!(envelope.meta().ack_handle().is_none());
+        envelope.meta_mut().headers_mut().insert("tenant", "eu-1");
+        let mut envelope = envelope.with_ack(AckHandle::new(std::sync::Arc::new(Nothing)));
+        envelope.meta_mut().headers_mut().insert("tenant", "eu-2");
+        let copy = envelope.meta().clone();
+        for meta in [envelope.meta(), &copy] {
+            assert_eq!(meta.headers().get("tenant"), Some("eu-2"));
+            assert_eq!(meta.headers().len(), 1);
+            assert!(meta.ack_handle().is_some());
+        }
+    }
+
+    #[test]
+    fn the_nil_id_means_no_causation() {
+        let cause = EventId::new();
+        let caused = Envelope::new(Ping(3)).with_causation_id(cause);
+        assert_eq!(caused.meta().causation_id(), Some(cause));
+        let none = Envelope::new(Ping(4)).with_causation_id(EventId::from_u128(0));
+        assert_eq!(none.meta().causation_id(), None);
+        assert_eq!(Envelope::new(Ping(5)).meta().causation_id(), None);
     }
 }
