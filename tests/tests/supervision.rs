@@ -483,3 +483,84 @@ async fn a_parent_applies_its_own_strategy_to_its_children() {
     r.sort_unstable();
     assert_eq!(r, vec!["x", "y"], "one-for-all among the pair's children");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_start_is_a_failure_the_next_instance_serves_after() {
+    /// Its first instance fails to start, with an error or a panic; later
+    /// ones start. Records what happens.
+    struct Shaky {
+        panic_first: bool,
+        events: common::parking_lot_free::Log<String>,
+        builds: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    }
+    message_enum!(ShakyMsg for Shaky {
+        tell Num(Num),
+    });
+    impl Actor for Shaky {
+        type Msg = ShakyMsg;
+        async fn started(&mut self, _cx: &mut Context<Self>) -> Result<(), HandlerError> {
+            self.events.push("started".to_owned());
+            if self.builds.load(std::sync::atomic::Ordering::SeqCst) == 1 {
+                if self.panic_first {
+                    panic!("no connection yet");
+                }
+                return Err("no connection yet".into());
+            }
+            Ok(())
+        }
+        async fn restarted(
+            &mut self,
+            why: &str,
+            _cx: &mut Context<Self>,
+        ) -> Result<(), HandlerError> {
+            self.events.push(format!("restarted: {why}"));
+            Ok(())
+        }
+        async fn handle(
+            &mut self,
+            msg: &mut ShakyMsg,
+            _cx: &mut Context<Self>,
+        ) -> Result<(), HandlerError> {
+            let ShakyMsg::Num(n) = msg;
+            self.events.push(format!("handled {}", n.seq));
+            Ok(())
+        }
+    }
+    quiet_panics();
+    for (panic_first, why) in [
+        (false, "start failed: no connection yet"),
+        (true, "start panicked: no connection yet"),
+    ] {
+        let system = System::builder().build().unwrap();
+        let events = log();
+        let builds = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let (e, b) = (events.clone(), builds.clone());
+        let addr = system
+            .spawn_with(
+                "shaky",
+                |c| c.backoff(Backoff::none()),
+                move || {
+                    b.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Shaky {
+                        panic_first,
+                        events: e.clone(),
+                        builds: b.clone(),
+                    }
+                },
+            )
+            .unwrap();
+        addr.tell(Num { sender: 0, seq: 7 }).await.unwrap();
+        system.settled().await;
+        assert_eq!(
+            events.take(),
+            vec![
+                "started".to_owned(),
+                format!("restarted: {why}"),
+                "handled 7".to_owned()
+            ],
+            "the message waits for an instance that started"
+        );
+        assert_eq!(builds.load(std::sync::atomic::Ordering::SeqCst), 2);
+        system.shutdown(Duration::from_secs(1)).await;
+    }
+}
