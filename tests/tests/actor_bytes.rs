@@ -61,7 +61,7 @@ impl Idle {}
 const ACTORS: usize = 10_000;
 
 /// Heap bytes per idle actor today (1,085): a 640-byte task (tokio rounds
-/// task cells to 128 bytes), a 288-byte mailbox with the actor's identity,
+/// task cells to 128 bytes), a 296-byte mailbox with the actor's identity,
 /// its name, and its entries in the system's registry and its parent's list
 /// of children. The bound leaves room for those lists' growth steps, not for
 /// a task that grows into the next 128 bytes.
