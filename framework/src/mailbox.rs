@@ -262,7 +262,8 @@ struct State<M> {
 }
 
 impl<M> State<M> {
-    /// Queues a message at the back (the send paths that batches follow).
+    /// Queues a message at the back: every send path, so that the queue's
+    /// buffer, empty after a batch swap, grows once to the batch's size.
     fn enqueue(&mut self, message: M) {
         if self.queue.capacity() == 0 {
             self.queue.reserve(self.spare);
@@ -497,7 +498,7 @@ impl<M> Mailbox<M> {
             if state.closed || self.held(&state) >= self.capacity {
                 return Err(value);
             }
-            state.queue.push_back(wrap(value));
+            state.enqueue(wrap(value));
             state.enqueued += 1;
             state.high_water = state.high_water.max(self.held(&state));
             state.receiver.take()
@@ -569,7 +570,7 @@ impl<M> Mailbox<M> {
                 Overflow::DropOldest => {
                     state.dropped += 1;
                     let evicted = state.queue.pop_front();
-                    state.queue.push_back(wrap(value));
+                    state.enqueue(wrap(value));
                     match evicted {
                         Some(evicted) => Pushed::Evicted(Box::new(evicted)),
                         None => Pushed::Queued,
@@ -733,10 +734,8 @@ impl<M> Mailbox<M> {
             }
             taken
         };
-        if wake[0].is_some() {
-            for waker in wake.into_iter().flatten() {
-                waker.wake();
-            }
+        for waker in wake.into_iter().flatten() {
+            waker.wake();
         }
         taken
     }
