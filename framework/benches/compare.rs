@@ -343,6 +343,24 @@ impl Run {
             latencies: Vec::new(),
         }
     }
+
+    /// Makes `n` round trips one after the other, timing each.
+    async fn round_trips<F: Future<Output = ()>>(
+        n: u64,
+        mut round_trip: impl FnMut() -> F,
+    ) -> Self {
+        let mut latencies = Vec::with_capacity(n as usize);
+        let start = Instant::now();
+        for _ in 0..n {
+            let t = Instant::now();
+            round_trip().await;
+            latencies.push(t.elapsed());
+        }
+        Run {
+            elapsed: start.elapsed(),
+            latencies,
+        }
+    }
 }
 
 const FAN_OUT: u64 = 8;
@@ -395,18 +413,11 @@ async fn mercato_run(work: Work) -> Run {
             Run::time(start.elapsed())
         }
         Work::Ask(n) => {
-            let summer = system.start("summer", Summer::default).unwrap();
-            let mut latencies = Vec::with_capacity(n as usize);
-            let start = Instant::now();
-            for _ in 0..n {
-                let t = Instant::now();
+            let summer = &system.start("summer", Summer::default).unwrap();
+            Run::round_trips(n, || async move {
                 summer.ask(Total, Duration::from_secs(60)).await.unwrap();
-                latencies.push(t.elapsed());
-            }
-            Run {
-                elapsed: start.elapsed(),
-                latencies,
-            }
+            })
+            .await
         }
         Work::FanOut(n) => {
             let seen = Arc::new(AtomicU64::new(0));
@@ -515,19 +526,13 @@ async fn raw_run(work: Work) -> Run {
                     let _ = reply.send(0);
                 }
             });
-            let mut latencies = Vec::with_capacity(n as usize);
-            let start = Instant::now();
-            for _ in 0..n {
-                let t = Instant::now();
+            let tx = &tx;
+            Run::round_trips(n, || async move {
                 let (rtx, rrx) = oneshot::channel();
                 tx.send(rtx).await.unwrap();
                 rrx.await.unwrap();
-                latencies.push(t.elapsed());
-            }
-            Run {
-                elapsed: start.elapsed(),
-                latencies,
-            }
+            })
+            .await
         }
         Work::FanOut(n) => {
             let seen = Arc::new(AtomicU64::new(0));
@@ -614,18 +619,11 @@ async fn actix_run(work: Work) -> Run {
             Run::time(start.elapsed())
         }
         Work::Ask(n) => {
-            let summer = ax::start(ax::Summer::default());
-            let mut latencies = Vec::with_capacity(n as usize);
-            let start = Instant::now();
-            for _ in 0..n {
-                let t = Instant::now();
+            let summer = &ax::start(ax::Summer::default());
+            Run::round_trips(n, || async move {
                 summer.send(ax::Total).await.unwrap();
-                latencies.push(t.elapsed());
-            }
-            Run {
-                elapsed: start.elapsed(),
-                latencies,
-            }
+            })
+            .await
         }
         Work::FanOut(n) => {
             let seen = Arc::new(AtomicU64::new(0));
