@@ -162,6 +162,10 @@ pub(crate) trait Route<E: Event>: Send + Sync + 'static {
     fn offer_one(&self, envelope: Envelope<E>) -> Offer<E>;
     /// Waits for room (the slow path; allocates its future).
     fn wait(&self, envelope: Envelope<E>) -> Wait<'_>;
+    /// Whether an offer never waits for room (a policy other than
+    /// `Backpressure`): a loop of publishes to this route has no wait of
+    /// its own to yield at.
+    fn never_waits(&self) -> bool;
 }
 
 type Routes<E> = Arc<Vec<Arc<dyn Route<E>>>>;
@@ -248,12 +252,23 @@ impl Bus {
         system: &System,
         mut envelope: Envelope<E>,
     ) -> Result<Published, PublishError<E>> {
+        let routes = self.routes::<E>().filter(|r| !r.is_empty());
+        // A publish that can never wait for room (no subscriber, or one
+        // whose policy drops or refuses) is a unit of tokio's cooperative
+        // budget, as a send on a tokio channel is, so that a loop of them
+        // still yields its thread now and then. Under `Backpressure` a loop
+        // of publishes waits once a mailbox is full.
+        if routes
+            .as_ref()
+            .is_none_or(|routes| routes.iter().any(|route| route.never_waits()))
+        {
+            tokio::task::coop::consume_budget().await;
+        }
         link_to_handled(&mut envelope);
         let core = system.core();
         if !core.accepts_from_caller() {
             return Err(PublishError::ShuttingDown(envelope));
         }
-        let routes = self.routes::<E>().filter(|r| !r.is_empty());
         let Some(routes) = routes else {
             let meta = envelope.meta().clone();
             core.record(DeadLetter {
@@ -454,6 +469,9 @@ impl<A: Handles<E>, E: Event> Route<E> for Broadcast<A> {
     fn wait(&self, envelope: Envelope<E>) -> Wait<'_> {
         Box::pin(wait_for(&self.addr, envelope))
     }
+    fn never_waits(&self) -> bool {
+        self.addr.cell.mailbox.overflow() != Overflow::Backpressure
+    }
 }
 
 /// A pool of identical actors competing for events: each event goes to one.
@@ -609,6 +627,10 @@ impl<A: Handles<E>, E: Event> Route<E> for GroupRoute<A> {
             }
         })
     }
+    fn never_waits(&self) -> bool {
+        // The members share one configuration.
+        self.group.inner.members[0].cell.mailbox.overflow() != Overflow::Backpressure
+    }
 }
 
 /// Picks the routing key of an event for one keyed subscription.
@@ -653,5 +675,8 @@ impl<A: Handles<E>, E: Event> Route<E> for KeyedRoute<A, E> {
                 }
             }
         })
+    }
+    fn never_waits(&self) -> bool {
+        self.entities.overflow() != Overflow::Backpressure
     }
 }

@@ -224,6 +224,11 @@ impl<A: Actor> Entities<A> {
     where
         A: Handles<E>,
     {
+        // Under a policy that never waits for room, a unit of tokio's
+        // cooperative budget, like a send or a publish.
+        if self.overflow() != crate::mailbox::Overflow::Backpressure {
+            tokio::task::coop::consume_budget().await;
+        }
         let mut envelope = Envelope::new(event);
         link_to_handled(&mut envelope);
         let key = key.into();
@@ -288,6 +293,11 @@ impl<A: Actor> Entities<A> {
             }
         }
         g
+    }
+
+    /// The overflow policy of the kind's mailboxes.
+    pub(crate) fn overflow(&self) -> crate::mailbox::Overflow {
+        self.kind.config.mailbox_config().overflow()
     }
 
     /// Offers a copy of a published event (the bus's keyed route).

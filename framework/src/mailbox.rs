@@ -681,6 +681,18 @@ impl<M> Mailbox<M> {
             batch.since_sync = batch.since_sync.saturating_add(1);
             return Poll::Ready(None);
         }
+        // Each take under the lock (a batch, or one message under the
+        // policies that hand them over one at a time) is a unit of tokio's
+        // cooperative budget, as a value received from a tokio channel is:
+        // an actor that always has mail yields its thread now and then
+        // instead of holding it.
+        let coop = match tokio::task::coop::poll_proceed(cx) {
+            Poll::Ready(coop) => coop,
+            Poll::Pending => {
+                self.finish(batch);
+                return Poll::Pending;
+            }
+        };
         let mut wake: [Option<Waker>; 4] = Default::default();
         let taken = {
             let mut state = self.lock();
@@ -736,6 +748,9 @@ impl<M> Mailbox<M> {
         };
         for waker in wake.into_iter().flatten() {
             waker.wake();
+        }
+        if taken.is_ready() {
+            coop.made_progress();
         }
         taken
     }
@@ -896,6 +911,15 @@ impl<M, T, W: FnOnce(T) -> M> Future for Push<'_, M, T, W> {
         if this.value.is_none() {
             panic!("`Push` polled after completion");
         }
+        // Under the policies that never wait for room, each send is a unit
+        // of tokio's cooperative budget, as a send on a tokio channel is, so
+        // that a loop of them still yields its thread now and then. Under
+        // `Backpressure` a loop of sends waits once the mailbox is full.
+        let coop = if this.mailbox.overflow == Overflow::Backpressure {
+            None
+        } else {
+            Some(std::task::ready!(tokio::task::coop::poll_proceed(cx)))
+        };
         let mut next_sender = None;
         let (result, waker) = {
             let mut state = this.mailbox.lock();
@@ -957,6 +981,9 @@ impl<M, T, W: FnOnce(T) -> M> Future for Push<'_, M, T, W> {
         }
         if let Some(sender) = next_sender {
             sender.wake();
+        }
+        if let Some(coop) = coop {
+            coop.made_progress();
         }
         Poll::Ready(result)
     }
