@@ -333,6 +333,10 @@ impl AskTimer {
 /// envelope is made as it is queued.
 pub(crate) trait IntoEnvelope<E> {
     fn into_envelope(self) -> Envelope<E>;
+    /// Reads what the envelope takes from the moment of sending (its
+    /// time), before an attempt to queue it: outside the mailbox's lock.
+    #[inline]
+    fn stamp(&mut self) {}
 }
 
 impl<E> IntoEnvelope<E> for Envelope<E> {
@@ -345,14 +349,22 @@ impl<E> IntoEnvelope<E> for Envelope<E> {
 /// ids of the message its sender is handling) is made when it is queued,
 /// straight into the mailbox, in the sender's task: the send's future
 /// carries the event alone, and so moves little.
-pub(crate) struct Unsent<E>(E);
+pub(crate) struct Unsent<E> {
+    event: E,
+    /// The clock read before the latest attempt to queue it.
+    timestamp: u64,
+}
 
 impl<E: Event> IntoEnvelope<E> for Unsent<E> {
     #[inline]
     fn into_envelope(self) -> Envelope<E> {
-        let mut envelope = Envelope::new(self.0);
+        let mut envelope = Envelope::new_at(self.event, self.timestamp);
         link_to_handled(&mut envelope);
         envelope
+    }
+    #[inline]
+    fn stamp(&mut self) {
+        self.timestamp = crate::event::now_unix_nanos();
     }
 }
 
@@ -368,6 +380,11 @@ impl<M: Message, E, T: IntoEnvelope<E>, W: FnOnce(T) -> M> Future for Telling<'_
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
+        // The clock is read here, not under the mailbox's lock, where the
+        // envelope is made: the lock is held for as short as can be.
+        if let Some(value) = self.0.value_mut() {
+            value.stamp();
+        }
         std::pin::Pin::new(&mut self.0).poll(cx).map(|sent| {
             sent.map_err(|error| match error {
                 SendError::Full(t) => TellError::Full(t.into_envelope()),
@@ -438,9 +455,13 @@ impl<A: Actor> Addr<A> {
         // Whether the caller is an actor of this system is found out at the
         // first poll, in the caller's task, like the ids its envelope takes.
         Telling(
-            self.cell.send(Unsent(event), |unsent: Unsent<E>| {
-                A::wrap(unsent.into_envelope())
-            }),
+            self.cell.send(
+                Unsent {
+                    event,
+                    timestamp: 0,
+                },
+                |unsent: Unsent<E>| A::wrap(unsent.into_envelope()),
+            ),
             std::marker::PhantomData,
         )
     }

@@ -442,6 +442,13 @@ pub(crate) struct Kind {
     version: u32,
 }
 
+/// Nanoseconds from the Unix epoch to now (0 before it): the one clock
+/// reading of an envelope, for its id and its timestamp.
+#[inline]
+pub(crate) fn now_unix_nanos() -> u64 {
+    unix_nanos(SystemTime::now())
+}
+
 /// Nanoseconds from the Unix epoch to `time` (0 before it).
 fn unix_nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| {
@@ -451,7 +458,13 @@ fn unix_nanos(time: SystemTime) -> u64 {
 
 impl Meta {
     pub(crate) fn for_event<E: Event>() -> Self {
-        let timestamp = unix_nanos(SystemTime::now());
+        Self::for_event_at::<E>(now_unix_nanos())
+    }
+
+    /// The metadata of an envelope made at `timestamp` (nanoseconds since
+    /// the Unix epoch, read with [`now_unix_nanos`]).
+    #[inline]
+    pub(crate) fn for_event_at<E: Event>(timestamp: u64) -> Self {
         let id = EventId::at(timestamp);
         Meta {
             id,
@@ -572,6 +585,16 @@ impl<E: Event> Envelope<E> {
     pub fn new(event: E) -> Self {
         Envelope {
             meta: Meta::for_event::<E>(),
+            payload: Payload::Owned(event),
+        }
+    }
+
+    /// A new envelope made at `timestamp` (nanoseconds since the Unix
+    /// epoch, read with [`now_unix_nanos`]).
+    #[inline]
+    pub(crate) fn new_at(event: E, timestamp: u64) -> Self {
+        Envelope {
+            meta: Meta::for_event_at::<E>(timestamp),
             payload: Payload::Owned(event),
         }
     }

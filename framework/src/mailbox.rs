@@ -990,6 +990,12 @@ impl<M, T, W: FnOnce(T) -> M> Future for Push<'_, M, T, W> {
 }
 
 impl<M, T, W> Push<'_, M, T, W> {
+    /// The value still to be queued, if any.
+    #[inline]
+    pub(crate) fn value_mut(&mut self) -> Option<&mut T> {
+        self.value.as_mut().map(|(value, _)| value)
+    }
+
     /// Gives up waiting: the value and its wrapper come back, unqueued.
     pub(crate) fn cancel(&mut self) -> Option<(T, W)> {
         if let Some(id) = self.waiter.take() {

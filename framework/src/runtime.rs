@@ -335,6 +335,14 @@ impl<M: Message, T, W: FnOnce(T) -> M> Future for Sending<'_, M, T, W> {
     }
 }
 
+impl<M, T, W> Sending<'_, M, T, W> {
+    /// The value still to be queued, if any.
+    #[inline]
+    pub(crate) fn value_mut(&mut self) -> Option<&mut T> {
+        self.push.value_mut()
+    }
+}
+
 /// Why [`Cell::send`] did not queue a value.
 pub(crate) enum SendError<T> {
     Full(T),

@@ -5,7 +5,8 @@
 
 mod common;
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::Num;
 use mercato::{Actor, Context, HandlerError, System};
@@ -248,4 +249,78 @@ async fn each_actor_keeps_its_own_message_ids_across_awaits_and_nothing_leaks_ou
         );
     }
     system.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_tell_that_waits_for_room_is_stamped_when_it_is_queued_not_when_first_tried() {
+    /// Holds its first message until `gate` opens; records the time and id
+    /// of every envelope it handles.
+    struct Gated {
+        gate: Arc<tokio::sync::Notify>,
+        stamps: Arc<Mutex<Vec<(u32, SystemTime, u64)>>>,
+    }
+    message_enum!(GatedMsg for Gated {
+        tell Num(Num),
+    });
+    impl Actor for Gated {
+        type Msg = GatedMsg;
+        async fn handle(
+            &mut self,
+            msg: &mut GatedMsg,
+            _cx: &mut Context<Self>,
+        ) -> Result<(), HandlerError> {
+            let GatedMsg::Num(n) = msg;
+            if n.seq == 1 {
+                self.gate.notified().await;
+            }
+            let meta = n.meta();
+            self.stamps
+                .lock()
+                .unwrap()
+                .push((n.seq, meta.timestamp(), meta.id().unix_millis()));
+            Ok(())
+        }
+    }
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let stamps = Arc::new(Mutex::new(Vec::new()));
+    let system = System::builder().build().unwrap();
+    let (g, s) = (gate.clone(), stamps.clone());
+    let addr = system
+        .spawn_with(
+            "gated",
+            |c| c.capacity(1),
+            move || Gated {
+                gate: g.clone(),
+                stamps: s.clone(),
+            },
+        )
+        .unwrap();
+    // 1 is held in the handler, 2 fills the mailbox, 3 waits for room.
+    addr.tell(Num { sender: 0, seq: 1 }).await.unwrap();
+    tokio::task::yield_now().await;
+    addr.tell(Num { sender: 0, seq: 2 }).await.unwrap();
+    let first_tried = SystemTime::now();
+    let third = tokio::spawn({
+        let addr = addr.clone();
+        async move { addr.tell(Num { sender: 0, seq: 3 }).await.unwrap() }
+    });
+    // Wall-clock time passes while it waits (timestamps are wall-clock).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!third.is_finished(), "the third tell waits for room");
+    gate.notify_one();
+    third.await.unwrap();
+    system.settled().await;
+    let stamps = stamps.lock().unwrap().clone();
+    let (seq, stamp, id_millis) = stamps[2];
+    assert_eq!(seq, 3);
+    let waited = stamp.duration_since(first_tried).unwrap_or_default();
+    assert!(
+        waited >= Duration::from_millis(50),
+        "the third envelope is stamped when room was made, {waited:?} after its tell was first tried"
+    );
+    let stamp_millis = stamp.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    assert_eq!(
+        id_millis, stamp_millis,
+        "its id is made at the same reading"
+    );
 }
