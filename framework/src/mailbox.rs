@@ -236,10 +236,9 @@ pub(crate) enum Refused<T> {
 #[derive(Debug)]
 struct State<M> {
     queue: VecDeque<M>,
-    control: VecDeque<Control>,
     receiver: Option<Waker>,
-    waiting_senders: VecDeque<(u64, Waker)>,
-    next_waiter: u64,
+    /// The control lane and the senders waiting for room, made on first use.
+    rare: Option<Box<Rare>>,
     closed: bool,
     cancel: bool,
     /// The receiver took an item (a message, a control signal, or its own
@@ -261,7 +260,52 @@ struct State<M> {
     spare: usize,
 }
 
+/// What most mailboxes never use, or only at the end: the control lane and
+/// the senders waiting for room. Boxed on first use (and kept), so that an
+/// idle actor does not carry it.
+#[derive(Debug, Default)]
+struct Rare {
+    control: VecDeque<Control>,
+    waiting_senders: VecDeque<(u64, Waker)>,
+    next_waiter: u64,
+}
+
 impl<M> State<M> {
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    fn has_control(&self) -> bool {
+        self.rare
+            .as_ref()
+            .is_some_and(|rare| !rare.control.is_empty())
+    }
+
+    fn has_waiting_senders(&self) -> bool {
+        self.rare
+            .as_ref()
+            .is_some_and(|rare| !rare.waiting_senders.is_empty())
+    }
+
+    fn next_waiting_sender(&mut self) -> Option<Waker> {
+        let rare = self.rare.as_mut()?;
+        rare.waiting_senders.pop_front().map(|(_, waker)| waker)
+    }
+
+    /// Takes out waiting sender `id`; `false` if it was not waiting.
+    fn remove_waiting_sender(&mut self, id: u64) -> bool {
+        let Some(rare) = self.rare.as_mut() else {
+            return false;
+        };
+        match rare.waiting_senders.iter().position(|(w, _)| *w == id) {
+            Some(pos) => {
+                rare.waiting_senders.remove(pos);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Queues a message at the back: every send path, so that the queue's
     /// buffer, empty after a batch swap, grows once to the batch's size.
     fn enqueue(&mut self, message: M) {
@@ -272,7 +316,7 @@ impl<M> State<M> {
     }
 
     fn has_work(&self) -> bool {
-        self.running || !self.queue.is_empty() || !self.control.is_empty()
+        self.running || !self.queue.is_empty() || self.has_control()
     }
 }
 
@@ -387,10 +431,8 @@ impl<M> Mailbox<M> {
         Mailbox {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
-                control: VecDeque::new(),
                 receiver: None,
-                waiting_senders: VecDeque::new(),
-                next_waiter: 0,
+                rare: None,
                 closed: false,
                 cancel: false,
                 // Busy from creation until the owner first asks for a
@@ -466,7 +508,7 @@ impl<M> Mailbox<M> {
     /// Records whether any sender waits, for the receiver's fast path.
     fn note_waiting(&self, state: &State<M>) {
         self.senders_waiting
-            .store(!state.waiting_senders.is_empty(), Ordering::Release);
+            .store(state.has_waiting_senders(), Ordering::Release);
     }
 
     /// Pushes without waiting. `Backpressure` on a full mailbox gives
@@ -513,7 +555,7 @@ impl<M> Mailbox<M> {
     /// passivating. `false` when a message slipped in first.
     pub(crate) fn close_if_idle(&self) -> bool {
         let mut state = self.lock();
-        if state.closed || !state.queue.is_empty() || !state.control.is_empty() || state.running {
+        if state.closed || !state.queue.is_empty() || state.has_control() || state.running {
             return false;
         }
         state.closed = true;
@@ -558,7 +600,7 @@ impl<M> Mailbox<M> {
             match self.overflow {
                 Overflow::Backpressure => {
                     if let Some((id, waker)) = waiter {
-                        state.waiting_senders.push_back((id, waker.clone()));
+                        state.rare().waiting_senders.push_back((id, waker.clone()));
                         self.note_waiting(state);
                     }
                     return Attempt::Wait(value);
@@ -595,7 +637,7 @@ impl<M> Mailbox<M> {
             if state.retired {
                 return false;
             }
-            state.control.push_back(control);
+            state.rare().control.push_back(control);
             self.control_pending.store(true, Ordering::Release);
             state.receiver.take()
         };
@@ -699,9 +741,12 @@ impl<M> Mailbox<M> {
             self.finish(batch);
             batch.since_sync = 0;
             state.finish_locked();
-            let control = state.control.pop_front();
+            let control = state
+                .rare
+                .as_mut()
+                .and_then(|rare| rare.control.pop_front());
             self.control_pending
-                .store(!state.control.is_empty(), Ordering::Release);
+                .store(state.has_control(), Ordering::Release);
             // Several queued under `Backpressure`: take them all by swapping
             // buffers. One (or another policy): take it alone, so that an
             // actor that gets a message now and then keeps one buffer.
@@ -737,10 +782,10 @@ impl<M> Mailbox<M> {
                 batch.running_message = control.is_none();
             }
             // Room made since the last sync goes to waiting senders.
-            if !state.waiting_senders.is_empty() {
+            if state.has_waiting_senders() {
                 let room = self.capacity.saturating_sub(self.held(&state));
                 for slot in wake.iter_mut().take(room) {
-                    *slot = state.waiting_senders.pop_front().map(|(_, w)| w);
+                    *slot = state.next_waiting_sender();
                 }
                 self.note_waiting(&state);
             }
@@ -784,7 +829,11 @@ impl<M> Mailbox<M> {
             state.closed = true;
             let taken = (
                 std::mem::take(&mut state.queue),
-                std::mem::take(&mut state.waiting_senders),
+                state
+                    .rare
+                    .as_mut()
+                    .map(|rare| std::mem::take(&mut rare.waiting_senders))
+                    .unwrap_or_default(),
             );
             self.note_waiting(&state);
             taken
@@ -802,7 +851,9 @@ impl<M> Mailbox<M> {
         state.closed = true;
         state.retired = true;
         state.receiver = None;
-        state.control.clear();
+        if let Some(rare) = state.rare.as_mut() {
+            rare.control.clear();
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -828,14 +879,12 @@ impl<M> Mailbox<M> {
     fn forget_waiter(&self, id: u64) {
         let waker = {
             let mut state = self.lock();
-            let waker = if let Some(pos) = state.waiting_senders.iter().position(|(w, _)| *w == id)
-            {
-                state.waiting_senders.remove(pos);
+            let waker = if state.remove_waiting_sender(id) {
                 None
             } else if self.held(&state) < self.capacity {
                 // We were woken for a free slot but will not use it: pass
                 // the wake-up on so no other waiting sender is stranded.
-                state.waiting_senders.pop_front().map(|(_, w)| w)
+                state.next_waiting_sender()
             } else {
                 None
             };
@@ -927,8 +976,7 @@ impl<M, T, W: FnOnce(T) -> M> Future for Push<'_, M, T, W> {
             if let Some(old) = old {
                 // Still registered from an earlier poll: take it out
                 // before trying again, so it is never registered twice.
-                if let Some(pos) = state.waiting_senders.iter().position(|(w, _)| *w == old) {
-                    state.waiting_senders.remove(pos);
+                if state.remove_waiting_sender(old) {
                     this.mailbox.note_waiting(&state);
                 }
             }
@@ -944,7 +992,7 @@ impl<M, T, W: FnOnce(T) -> M> Future for Push<'_, M, T, W> {
                 // A woken sender passes the wake-up on while room is left,
                 // so every waiting sender gets its turn.
                 if old.is_some() && held + 1 < this.mailbox.capacity {
-                    next_sender = state.waiting_senders.pop_front().map(|(_, w)| w);
+                    next_sender = state.next_waiting_sender();
                     this.mailbox.note_waiting(&state);
                 }
                 (Ok(Pushed::Queued), state.receiver.take())
@@ -953,8 +1001,9 @@ impl<M, T, W: FnOnce(T) -> M> Future for Push<'_, M, T, W> {
                     panic!("`Push` polled after completion");
                 };
                 let id = old.unwrap_or_else(|| {
-                    state.next_waiter += 1;
-                    state.next_waiter
+                    let rare = state.rare();
+                    rare.next_waiter += 1;
+                    rare.next_waiter
                 });
                 // The wrap closure is only called when the value is queued,
                 // so it is moved through a slot that push_locked can consume.

@@ -174,7 +174,7 @@ fn backpressure_model(per_sender: [u32; 2], exact_wakeups: bool) {
         assert_eq!(g.enqueued, u64::from(total));
         assert_eq!(g.processed, u64::from(total));
         assert_eq!((g.rejected, g.dropped), (0, 0));
-        assert!(mb.state.lock().waiting_senders.is_empty());
+        assert!(!mb.state.lock().has_waiting_senders());
     });
 }
 
@@ -507,7 +507,7 @@ fn loom_close_wakes_waiting_senders() {
             }
         }
         assert!(mb.is_closed());
-        assert!(mb.state.lock().waiting_senders.is_empty());
+        assert!(!mb.state.lock().has_waiting_senders());
         assert!(matches!(
             mb.try_push((0, 1), identity),
             Err(Refused::Closed((0, 1)))
@@ -582,7 +582,7 @@ fn cancelled_push_model(wait_for_wake: bool) {
         }
         assert_eq!(sorted(received), sorted(expected));
         assert!(
-            mb.state.lock().waiting_senders.is_empty(),
+            !mb.state.lock().has_waiting_senders(),
             "a cancelled sender is still registered"
         );
     });
