@@ -204,7 +204,7 @@ fn process_nonce() -> u64 {
 impl EventId {
     /// A new id, later than the ids made before it in the same thread.
     pub fn new() -> Self {
-        Self::at(unix_nanos(SystemTime::now()))
+        Self::at(now_unix_nanos())
     }
 
     /// The id that means "none": never made by [`EventId::new`], whose ids

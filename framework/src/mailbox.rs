@@ -287,6 +287,10 @@ impl<M> State<M> {
             .is_some_and(|rare| !rare.waiting_senders.is_empty())
     }
 
+    fn next_control(&mut self) -> Option<Control> {
+        self.rare.as_mut()?.control.pop_front()
+    }
+
     fn next_waiting_sender(&mut self) -> Option<Waker> {
         let rare = self.rare.as_mut()?;
         rare.waiting_senders.pop_front().map(|(_, waker)| waker)
@@ -741,10 +745,7 @@ impl<M> Mailbox<M> {
             self.finish(batch);
             batch.since_sync = 0;
             state.finish_locked();
-            let control = state
-                .rare
-                .as_mut()
-                .and_then(|rare| rare.control.pop_front());
+            let control = state.next_control();
             self.control_pending
                 .store(state.has_control(), Ordering::Release);
             // Several queued under `Backpressure`: take them all by swapping

@@ -1,8 +1,9 @@
 //! An actor that always has mail, and a task that sends or publishes in a
 //! loop that never waits for room, still let the other tasks of their
-//! thread run, as a task on a tokio channel does: each message taken, each
-//! send and each publish is a unit of tokio's cooperative budget, so such a
-//! task yields now and then instead of holding its thread.
+//! thread run, as a task on a tokio channel does: each take from a mailbox,
+//! and each send or publish that cannot wait for room, is a unit of tokio's
+//! cooperative budget, so such a task yields now and then instead of
+//! holding its thread.
 //!
 //! Each test runs on a current-thread runtime, where a neighbour task woken
 //! before a long run of work can only run before that work ends if the task
@@ -22,7 +23,8 @@ use tokio::sync::Notify;
 #[event(name = "test.step", version = 1)]
 struct Step(u32);
 
-/// Steps it counts down, and when the neighbour task had run by the end.
+/// Whether the neighbour task has run, and whether it had when the relay
+/// took its last step.
 #[derive(Clone, Default)]
 struct Seen {
     neighbour_ran: Arc<AtomicBool>,
