@@ -225,6 +225,21 @@ where
     // Allocations of the last pass from one sender: with spans recorded (a
     // DEBUG subscriber) every tell allocates, the same from pass to pass.
     let mut last = None;
+    // Tells 0..n from one sender, waits until they are handled, and counts
+    // the allocations made meanwhile.
+    let from_one_sender = |n: u32| {
+        let tell = tell.clone();
+        async move {
+            ALLOCATIONS.store(0, Ordering::SeqCst);
+            COUNTING.store(true, Ordering::SeqCst);
+            for i in 0..n {
+                tell(i).await;
+            }
+            system.settled().await;
+            COUNTING.store(false, Ordering::SeqCst);
+            ALLOCATIONS.load(Ordering::SeqCst)
+        }
+    };
     for round in 0..50 {
         let senders: Vec<_> = (0..4)
             .map(|s| {
@@ -240,16 +255,9 @@ where
             s.await.unwrap();
         }
         system.settled().await;
-        ALLOCATIONS.store(0, Ordering::SeqCst);
-        COUNTING.store(true, Ordering::SeqCst);
-        for n in 0..WARM_UP {
-            tell(n).await;
-        }
-        system.settled().await;
-        COUNTING.store(false, Ordering::SeqCst);
+        let allocated = from_one_sender(WARM_UP).await;
         sum += 2 * (0..WARM_UP).map(u64::from).sum::<u64>();
         count += 2 * u64::from(WARM_UP);
-        let allocated = ALLOCATIONS.load(Ordering::SeqCst);
         if allocated == 0 || (round >= 2 && Some(allocated) == last) {
             steady = true;
             break;
@@ -257,17 +265,11 @@ where
         last = Some(allocated);
     }
     assert!(steady, "the mailbox's buffers never settled to a size");
-    ALLOCATIONS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    for n in 0..MEASURED {
-        tell(n).await;
-    }
-    system.settled().await;
-    COUNTING.store(false, Ordering::SeqCst);
+    let allocated = from_one_sender(MEASURED).await;
     sum += (0..MEASURED).map(u64::from).sum::<u64>();
     count += u64::from(MEASURED);
     Told {
-        per_message: ALLOCATIONS.load(Ordering::SeqCst) as f64 / f64::from(MEASURED),
+        per_message: allocated as f64 / f64::from(MEASURED),
         sum,
         count,
     }
