@@ -267,3 +267,56 @@ async fn a_loop_of_keyed_tells_that_never_wait_lets_the_other_tasks_of_its_threa
         "the entity ran between the tells too"
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn under_backpressure_sends_and_publishes_that_find_room_use_no_budget() {
+    // Under `Backpressure` a loop of sends waits once the mailbox is full,
+    // and that wait is its turn: while there is room it uses no budget, so
+    // it does not yield for the budget's sake. 1,000 messages, a mailbox of
+    // 1,024: nothing waits, and the neighbour must not have run.
+    let system = System::builder().build().unwrap();
+    let handled = Arc::new(AtomicU32::new(0));
+    let h = handled.clone();
+    let tally = system
+        .spawn("tally", move || Tally { handled: h.clone() })
+        .unwrap();
+    system.subscribe::<Step, _>(&tally).unwrap();
+    let h = handled.clone();
+    let tallies = system
+        .spawn_group("tallies", 2, move || Tally { handled: h.clone() })
+        .unwrap();
+    system.subscribe_group::<Step, _>(&tallies).unwrap();
+    let h = handled.clone();
+    let keyed = system
+        .entities("keyed", move |_: &Key| KeyedTally { handled: h.clone() })
+        .unwrap();
+    system
+        .subscribe_keyed_by::<Step, _>(&keyed, "step", |s| Some(Key::from(u64::from(s.0 % 4))))
+        .unwrap();
+
+    let ran = neighbour_runs_during(async {
+        for i in 0..1_000 {
+            tally.tell(Step(i)).await.unwrap();
+        }
+    })
+    .await;
+    assert!(!ran, "1,000 tells with room yielded");
+    system.settled().await;
+
+    let ran = neighbour_runs_during(async {
+        for i in 0..1_000 {
+            system.publish(Step(i)).await.unwrap();
+        }
+    })
+    .await;
+    assert!(
+        !ran,
+        "1,000 publishes with room (to an actor, a group and entities) yielded"
+    );
+    system.settled().await;
+    assert_eq!(
+        handled.load(Ordering::SeqCst),
+        1_000 + 3 * 1_000,
+        "every tell and every copy of every publish was handled"
+    );
+}
