@@ -168,7 +168,23 @@ pub(crate) trait Route<E: Event>: Send + Sync + 'static {
     fn never_waits(&self) -> bool;
 }
 
-type Routes<E> = Arc<Vec<Arc<dyn Route<E>>>>;
+/// The routes of one event type, and whether any of them never waits for
+/// room (known when a route is added, so a publish need not ask each).
+struct RouteSet<E: Event> {
+    routes: Vec<Arc<dyn Route<E>>>,
+    never_waits: bool,
+}
+
+impl<E: Event> Default for RouteSet<E> {
+    fn default() -> Self {
+        RouteSet {
+            routes: Vec::new(),
+            never_waits: false,
+        }
+    }
+}
+
+type Routes<E> = Arc<RouteSet<E>>;
 
 /// Hashes a `TypeId` by what it already is, a hash the compiler made: the
 /// routing table is read on every publish, and its keys are types, which no
@@ -232,9 +248,13 @@ impl Bus {
             .entry(TypeId::of::<E>())
             .or_insert_with(|| Box::new(Routes::<E>::default()));
         if let Some(routes) = slot.downcast_mut::<Routes<E>>() {
-            let mut next = Vec::clone(routes);
+            let never_waits = routes.never_waits || route.never_waits();
+            let mut next = routes.routes.clone();
             next.push(route);
-            *routes = Arc::new(next);
+            *routes = Arc::new(RouteSet {
+                routes: next,
+                never_waits,
+            });
         }
         self.subscriptions.write().push(subscription);
     }
@@ -252,16 +272,13 @@ impl Bus {
         system: &System,
         mut envelope: Envelope<E>,
     ) -> Result<Published, PublishError<E>> {
-        let routes = self.routes::<E>().filter(|r| !r.is_empty());
+        let routes = self.routes::<E>().filter(|r| !r.routes.is_empty());
         // A publish that can never wait for room (no subscriber, or one
         // whose policy drops or refuses) is a unit of tokio's cooperative
         // budget, as a send on a tokio channel is, so that a loop of them
         // still yields its thread now and then. Under `Backpressure` a loop
         // of publishes waits once a mailbox is full.
-        if routes
-            .as_ref()
-            .is_none_or(|routes| routes.iter().any(|route| route.never_waits()))
-        {
+        if routes.as_ref().is_none_or(|routes| routes.never_waits) {
             tokio::task::coop::consume_budget().await;
         }
         link_to_handled(&mut envelope);
@@ -280,6 +297,7 @@ impl Bus {
             });
             return Ok(Published { delivered: 0 });
         };
+        let routes = &routes.routes;
         if let [route] = routes.as_slice() {
             // One subscription: the envelope goes as it is, its payload
             // owned, with nothing to share.
