@@ -31,6 +31,7 @@
 
 pub mod actor;
 pub mod bus;
+mod clock;
 pub mod dead_letters;
 pub mod declare;
 pub mod entity;
