@@ -676,20 +676,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                     };
                     // Stopping, passivating or restarting is work `settled` waits for.
                     cell.mailbox.mark_busy();
-                    if let Some(children) = &self.cx.children {
-                        children.stop_all().await;
-                    }
-                    if matches!(
-                        end,
-                        End::Stop | End::Cancelled | End::SelfStop | End::Passivated
-                    ) {
-                        let _ = guarded(
-                            pin!(Some(actor.stopping(&mut self.cx))),
-                            &tracing::Span::none(),
-                            &cell.mailbox,
-                        )
-                        .await;
-                    }
+                    let end = self.end_life(&mut actor, end).await;
                     let _ = catch_unwind(AssertUnwindSafe(move || drop(actor)));
                     end
                 };
@@ -724,7 +711,8 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                 self.siblings.restart_peers(cell.id, &cell.name, &failure);
                 let n = self.window.len().saturating_sub(1) as u32;
                 let delay = self.cx.supervision.backoff.delay(n, self.rng.unit());
-                if !sleep_unless_cancelled(delay, &cell.mailbox).await {
+                // Boxed: made only for a restart.
+                if !Box::pin(sleep_unless_cancelled(delay, &cell.mailbox)).await {
                     break;
                 }
                 failures.get_or_insert_default().why = Some(failure);
@@ -735,7 +723,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                 cell.dead_letter(message, DeadLetterReason::Panicked, last);
             }
             if let Some(children) = &self.cx.children {
-                children.stop_all().await;
+                Box::pin(children.stop_all()).await;
             }
             self.cx.timers.clear();
             let reason = if cell.core.state.load(Ordering::Acquire) >= PAST_DEADLINE {
@@ -755,6 +743,38 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
             cell.mailbox.retire();
             self.siblings.remove(cell.id);
             self.cx.system.deregister(cell.id);
+        }
+    }
+
+    /// Ends an instance's life: its children stop first, then its
+    /// `stopping` hook runs (unless it failed or is restarted with a
+    /// sibling). Returns `end`, which a future of its own stores only while
+    /// it runs. A block that owns its arguments, which an `async fn` would
+    /// store twice.
+    #[allow(clippy::manual_async_fn)]
+    fn end_life<'a>(
+        &'a mut self,
+        actor: &'a mut A,
+        end: End,
+    ) -> impl Future<Output = End> + Send + 'a {
+        async move {
+            let cell = self.cx.addr.cell.clone();
+            if let Some(children) = &self.cx.children {
+                // Boxed: made only for an actor with children.
+                Box::pin(children.stop_all()).await;
+            }
+            if matches!(
+                end,
+                End::Stop | End::Cancelled | End::SelfStop | End::Passivated
+            ) {
+                let _ = guarded(
+                    pin!(Some(actor.stopping(&mut self.cx))),
+                    &tracing::Span::none(),
+                    &cell.mailbox,
+                )
+                .await;
+            }
+            end
         }
     }
 
