@@ -1069,8 +1069,112 @@ mod loom_tests;
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::{MailboxConfig, Overflow};
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use super::{Batch, Mailbox, MailboxConfig, Overflow, Pushed, Refused};
     use crate::ActorConfig;
+
+    /// A waker that records that it was woken.
+    #[derive(Default)]
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    impl Flag {
+        fn woken(&self) -> bool {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    /// A full mailbox of capacity 1 (holding message 0).
+    fn full() -> Mailbox<u32> {
+        let mailbox = Mailbox::new(MailboxConfig::new(1, Overflow::Backpressure));
+        assert!(matches!(mailbox.try_push(0, |m| m), Ok(Pushed::Queued)));
+        mailbox
+    }
+
+    fn poll_push<F: Future + Unpin>(push: &mut F, flag: &Arc<Flag>) -> Poll<F::Output> {
+        let waker = Waker::from(flag.clone());
+        Pin::new(push).poll(&mut Context::from_waker(&waker))
+    }
+
+    fn poll_take(mailbox: &Mailbox<u32>, batch: &mut Batch<u32>) -> Option<u32> {
+        let mut slot = None;
+        let mut cx = Context::from_waker(Waker::noop());
+        match mailbox.poll_take(&mut cx, batch, &mut slot) {
+            Poll::Ready(None) => slot,
+            Poll::Ready(Some(control)) => panic!("unexpected control {control:?}"),
+            Poll::Pending => None,
+        }
+    }
+
+    // More senders give up than one sync of the receiver wakes (4): none of
+    // them may keep a place in the line, or the live sender behind them is
+    // never woken while the receiver waits for mail.
+    #[test]
+    fn senders_that_give_up_leave_the_line_and_the_next_live_one_is_woken() {
+        let mailbox = full();
+        let gave_up: Vec<_> = (0..5).map(|_| Arc::new(Flag::default())).collect();
+        for (n, flag) in gave_up.iter().enumerate() {
+            let mut push = mailbox.push(10 + n as u32, |m| m);
+            assert!(poll_push(&mut push, flag).is_pending());
+            drop(push);
+        }
+        let live = Arc::new(Flag::default());
+        let mut push = mailbox.push(1, |m| m);
+        assert!(poll_push(&mut push, &live).is_pending());
+
+        let mut batch = Batch::default();
+        assert_eq!(poll_take(&mailbox, &mut batch), Some(0));
+        assert_eq!(poll_take(&mailbox, &mut batch), None, "the receiver waits");
+        assert!(live.woken(), "the live sender was not woken");
+        assert!(
+            gave_up.iter().all(|f| !f.woken()),
+            "a sender that gave up was woken"
+        );
+        assert!(matches!(
+            poll_push(&mut push, &live),
+            Poll::Ready(Ok(Pushed::Queued))
+        ));
+        assert_eq!(poll_take(&mailbox, &mut batch), Some(1));
+        assert!(!mailbox.lock().has_waiting_senders());
+    }
+
+    // A sender woken for room that gives up instead of pushing hands its
+    // wake-up to the next waiting sender at once, not at the receiver's
+    // next sync.
+    #[test]
+    fn a_woken_sender_that_gives_up_passes_its_wake_up_on_at_once() {
+        let mailbox = full();
+        let (first, second) = (Arc::new(Flag::default()), Arc::new(Flag::default()));
+        let mut push_first = mailbox.push(1, |m| m);
+        let mut push_second = mailbox.push(2, |m| m);
+        assert!(poll_push(&mut push_first, &first).is_pending());
+        assert!(poll_push(&mut push_second, &second).is_pending());
+
+        let mut batch = Batch::default();
+        assert_eq!(poll_take(&mailbox, &mut batch), Some(0));
+        assert!(first.woken() && !second.woken(), "one slot, one wake-up");
+        let Some((value, _)) = push_first.cancel() else {
+            panic!("the first sender still holds its value");
+        };
+        assert_eq!(value, 1);
+        assert!(second.woken(), "the wake-up was not passed on");
+        assert!(matches!(
+            poll_push(&mut push_second, &second),
+            Poll::Ready(Ok(Pushed::Queued))
+        ));
+        drop(push_first);
+        assert!(matches!(mailbox.try_push(3, |m| m), Err(Refused::Full(3))));
+    }
 
     #[test]
     fn overflow_policies_print_their_names() {
