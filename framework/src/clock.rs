@@ -21,8 +21,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// How long a tie between the counter and the system clock is used.
 const TIE_FOR_NANOS: u64 = 1_000_000_000;
 
-/// The counter's reading that the clock counts from.
-static ORIGIN: LazyLock<quanta::Instant> = LazyLock::new(quanta::Instant::now);
+/// The counter, and its raw reading that the clock counts from.
+static COUNTER: LazyLock<(quanta::Clock, u64)> = LazyLock::new(|| {
+    let clock = quanta::Clock::new();
+    let origin = clock.raw();
+    (clock, origin)
+});
 
 /// The process's tie between the counter and the system clock.
 static TIES: Ties = Ties::new();
@@ -33,10 +37,12 @@ pub(crate) fn now_unix_nanos() -> u64 {
     TIES.read(since_origin(), || unix_nanos(SystemTime::now()))
 }
 
-/// Nanoseconds the counter measured since [`ORIGIN`].
+/// Nanoseconds the counter measured since its origin (a raw reading and one
+/// multiplication: no conversion through `Duration`).
+#[inline]
 fn since_origin() -> u64 {
-    let nanos = quanta::Instant::now().duration_since(*ORIGIN).as_nanos();
-    u64::try_from(nanos).unwrap_or(u64::MAX)
+    let (clock, origin) = &*COUNTER;
+    clock.delta_as_nanos(*origin, clock.raw())
 }
 
 /// Nanoseconds from the Unix epoch to `time` (0 before it).
@@ -49,7 +55,7 @@ fn unix_nanos(time: SystemTime) -> u64 {
 /// A tie between a counter (nanoseconds since an origin) and the system
 /// clock (Unix nanoseconds), renewed once it is a second old.
 struct Ties {
-    /// Unix nanoseconds at the origin, as of the last tie (wrapping: only
+    /// Unix nanoseconds at the counter's origin, as of the last tie (wrapping: only
     /// its sum with a count since the origin means anything).
     offset: AtomicU64,
     /// The count from which the next reading ties again. Stored after
