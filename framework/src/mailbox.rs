@@ -29,8 +29,13 @@
 //! actor that gets one burst keeps one buffer and a busy one two) and works
 //! through that batch without the lock; the batch still
 //! counts against the capacity, and senders waiting for room are woken at
-//! least every 32 messages. The other policies hand messages over one at a
-//! time, since eviction and refusal must see every held message.
+//! least every 32 messages. The receiver reports what is left of its batch
+//! every 32 messages, not at each one, so that senders and a busy receiver
+//! on other cores do not share a written cache line per message; a sender
+//! that finds the mailbox full by the report counts exactly (the report less
+//! what was started since), so the bound is exact. The other policies hand
+//! messages over one at a time, since eviction and refusal must see every
+//! held message.
 //!
 //! ```
 //! use mercato::{MailboxConfig, Overflow};
@@ -47,7 +52,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::error::ConfigError;
-use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex};
+use crate::sync::{AtomicBool, AtomicU64, Mutex};
 use std::sync::atomic::Ordering;
 
 /// What a full mailbox does with one more message. See the [module](self) docs.
@@ -116,13 +121,28 @@ impl MailboxConfig {
     pub fn overflow(&self) -> Overflow {
         self.overflow
     }
-    /// Refuses a capacity of 0, naming the field.
+    /// Refuses a capacity of 0, or one over `u32::MAX`, naming the field.
+    ///
+    /// ```
+    /// use mercato::{MailboxConfig, Overflow};
+    /// assert!(MailboxConfig::new(1, Overflow::Reject).validate().is_ok());
+    /// let too_big = MailboxConfig::new(1 << 40, Overflow::Reject).validate();
+    /// assert!(too_big.unwrap_err().to_string().contains("mailbox.capacity"));
+    /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.capacity == 0 {
             return Err(ConfigError::new(
                 "mailbox.capacity",
                 "0",
                 "must be at least 1: a mailbox that holds nothing can accept no message",
+            ));
+        }
+        if u32::try_from(self.capacity).is_err() {
+            return Err(ConfigError::new(
+                "mailbox.capacity",
+                self.capacity.to_string(),
+                "must be at most 4294967295 (u32::MAX): a bound that high is no bound; \
+                 pick the most messages this actor may fall behind by",
             ));
         }
         Ok(())
@@ -233,28 +253,33 @@ pub(crate) enum Refused<T> {
     Closed(T),
 }
 
+/// The state behind a mailbox's lock. Laid out in order (see
+/// [`Mailbox`]): what a send touches first, then what it does not.
 #[derive(Debug)]
+#[repr(C)]
 struct State<M> {
+    // Touched by every send.
     queue: VecDeque<M>,
     receiver: Option<Waker>,
     /// The control lane and the senders waiting for room, made on first use.
     rare: Option<Box<Rare>>,
+    high_water: usize,
+    enqueued: u64,
     closed: bool,
-    cancel: bool,
     /// The receiver took an item (a message, a control signal, or its own
     /// start or stop) and has not asked for the next one yet. Through a batch
     /// this stays set from one message to the next.
     running: bool,
+    /// Whether this mailbox is counted in its `Busy` now.
+    counted_busy: bool,
+    // Not touched by a send that finds room.
+    cancel: bool,
     retired: bool,
     /// When the item now running first waited (or was first seen running),
     /// and which started item that was.
     running_since: Option<(tokio::time::Instant, u64)>,
-    high_water: usize,
-    enqueued: u64,
     rejected: u64,
     dropped: u64,
-    /// Whether this mailbox is counted in its `Busy` now.
-    counted_busy: bool,
     /// The size the queue's buffer takes when it first grows after a swap
     /// (the batch's), so that it grows once, not by doubling.
     spare: usize,
@@ -370,16 +395,38 @@ impl Busy {
 }
 
 /// A bounded multi-producer, single-consumer queue with a control lane.
+///
+/// Laid out in order, so that senders and the receiver do not write to the
+/// same cache line for every message: first what a send reads or writes
+/// (the bound, `in_hand`, the lock and the front of [`State`]), then fields
+/// a send does not touch (the back of `State`), then what the receiver
+/// reads or writes for every message it starts. The fields in between span
+/// 48 bytes, which with the 16-byte alignment that allocators give on
+/// 64-bit targets keeps the two ends at least one 64-byte line apart (a
+/// test checks the offsets). For the same reason the receiver publishes
+/// `in_hand` every [`SYNC_EVERY`] messages, not at each one.
+#[repr(C)]
 pub(crate) struct Mailbox<M> {
-    state: Mutex<State<M>>,
-    capacity: usize,
+    // Read by every send.
+    /// At most `u32::MAX` ([`MailboxConfig::validate`]), so that it shares
+    /// eight bytes with `overflow`.
+    capacity: u32,
     overflow: Overflow,
     busy: Option<std::sync::Arc<Busy>>,
-    /// Messages in the receiver's batch, not yet started. Only the receiver
-    /// writes it: it grows under the lock when the receiver takes a batch,
-    /// and shrinks without it as the receiver starts them. Senders count it
-    /// with the queue, so the bound holds for both together.
-    in_hand: AtomicUsize,
+    /// Messages in the receiver's batch, not yet started, as the receiver
+    /// last reported them, with its `started` count at the time (the count
+    /// in the high 32 bits, the low 32 bits of `started` in the low ones).
+    /// Only the receiver writes it: under the lock whenever it takes from the
+    /// queue, and without it every [`SYNC_EVERY`] messages it starts from its
+    /// batch, not at each one, since a write per message would move this
+    /// line between the senders' core and the receiver's every time. A send
+    /// that finds room by this report (never less than the truth: the count
+    /// only falls between reports) reads no more; one that finds the mailbox
+    /// full by it takes the exact count, the report less what was started
+    /// since (see [`Mailbox::in_hand_now`]). So the bound is exact.
+    in_hand: AtomicU64,
+    state: Mutex<State<M>>,
+    // Read or written by the receiver for every message.
     /// A control signal is queued: the receiver stops taking from its batch.
     control_pending: AtomicBool,
     /// A sender waits for room: the receiver comes back under the lock every
@@ -397,8 +444,9 @@ pub(crate) struct Mailbox<M> {
 
 /// While senders wait for room, the receiver takes at most this many
 /// messages from its batch before it takes the lock to publish what it has
-/// handled and to wake them.
-const SYNC_EVERY: u32 = 32;
+/// handled and to wake them; and it reports its batch (`in_hand`) this often.
+/// Two in the loom models, so that a batch of three exercises both.
+const SYNC_EVERY: u32 = if cfg!(loom) { 2 } else { 32 };
 
 /// What the receiver took from its mailbox and has not started yet, and how
 /// many it started since it last held the lock. Owned by the receiver.
@@ -451,10 +499,11 @@ impl<M> Mailbox<M> {
                 counted_busy: false,
                 spare: 0,
             }),
-            capacity: config.capacity,
+            capacity: u32::try_from(config.capacity)
+                .expect("`MailboxConfig::validate` keeps a capacity within u32"),
             overflow: config.overflow,
             busy: None,
-            in_hand: AtomicUsize::new(0),
+            in_hand: AtomicU64::new(0),
             control_pending: AtomicBool::new(false),
             senders_waiting: AtomicBool::new(false),
             started: AtomicU64::new(0),
@@ -497,9 +546,57 @@ impl<M> Mailbox<M> {
         self.overflow
     }
 
-    /// Messages held: queued, and in the receiver's batch.
+    fn capacity(&self) -> usize {
+        self.capacity as usize
+    }
+
+    /// Messages held: queued, and in the receiver's batch, exactly.
     fn held(&self, state: &State<M>) -> usize {
-        state.queue.len() + self.in_hand.load(Ordering::Acquire)
+        state.queue.len() + self.in_hand_now()
+    }
+
+    /// Messages held as a send sees them: by the receiver's last report
+    /// when that shows room, exactly otherwise. Either way it shows room
+    /// only if there is room.
+    fn held_for_send(&self, state: &State<M>) -> usize {
+        let reported = state.queue.len() + self.in_hand_reported();
+        if reported < self.capacity() {
+            reported
+        } else {
+            self.held(state)
+        }
+    }
+
+    /// Raises the high-water mark after a push that `held_for_send` counted
+    /// as making `held` messages: exactly, but without reading the exact
+    /// count unless that could be a new mark.
+    fn note_high_water(&self, state: &mut State<M>, held: usize) {
+        if held > state.high_water {
+            state.high_water = state.high_water.max(self.held(state));
+        }
+    }
+
+    /// Reports `len` messages in the receiver's batch as of its `started`
+    /// count now. Receiver only.
+    fn report_in_hand(&self, len: usize) {
+        let at = self.started.load(Ordering::Relaxed) as u32;
+        self.in_hand
+            .store(((len as u64) << 32) | u64::from(at), Ordering::Release);
+    }
+
+    /// The receiver's batch as last reported: never less than the truth.
+    fn in_hand_reported(&self) -> usize {
+        (self.in_hand.load(Ordering::Acquire) >> 32) as usize
+    }
+
+    /// The receiver's batch now: the report less the items started since.
+    /// Exact under the lock, which the receiver needs to take a new batch;
+    /// between reports it only starts items from the reported one.
+    fn in_hand_now(&self) -> usize {
+        let report = self.in_hand.load(Ordering::Acquire);
+        let started = self.started.load(Ordering::Acquire) as u32;
+        let since = started.wrapping_sub(report as u32);
+        ((report >> 32) as usize).saturating_sub(since as usize)
     }
 
     /// Whether the receiver may take everything queued at once (under
@@ -541,12 +638,13 @@ impl<M> Mailbox<M> {
     pub(crate) fn try_push_if_room<T>(&self, value: T, wrap: impl FnOnce(T) -> M) -> Result<(), T> {
         let waker = {
             let mut state = self.lock();
-            if state.closed || self.held(&state) >= self.capacity {
+            let held = self.held_for_send(&state);
+            if state.closed || held >= self.capacity() {
                 return Err(value);
             }
             state.enqueue(wrap(value));
             state.enqueued += 1;
-            state.high_water = state.high_water.max(self.held(&state));
+            self.note_high_water(&mut state, held + 1);
             state.receiver.take()
         };
         if let Some(waker) = waker {
@@ -597,7 +695,8 @@ impl<M> Mailbox<M> {
         if state.closed {
             return Attempt::Done(Err(Refused::Closed(value)), None);
         }
-        let pushed = if self.held(state) < self.capacity {
+        let held = self.held_for_send(state);
+        let pushed = if held < self.capacity() {
             state.enqueue(wrap(value));
             Pushed::Queued
         } else {
@@ -629,7 +728,8 @@ impl<M> Mailbox<M> {
             }
         };
         state.enqueued += 1;
-        state.high_water = state.high_water.max(self.held(state));
+        // After a `DropOldest` eviction the queue holds as many as before.
+        self.note_high_water(state, held.min(self.capacity() - 1) + 1);
         Attempt::Done(Ok(pushed), state.receiver.take())
     }
 
@@ -721,10 +821,14 @@ impl<M> Mailbox<M> {
             self.finish(batch);
             *slot = batch.items.pop_front();
             batch.running_message = true;
-            self.in_hand.store(batch.items.len(), Ordering::Release);
-            self.started
-                .store(self.started.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
             batch.since_sync = batch.since_sync.saturating_add(1);
+            self.started
+                .store(self.started.load(Ordering::Relaxed) + 1, Ordering::Release);
+            // Reported in steps (see `in_hand`); senders who find the
+            // report full count what was started since.
+            if batch.since_sync % SYNC_EVERY == 0 {
+                self.report_in_hand(batch.items.len());
+            }
             return Poll::Ready(None);
         }
         // Each take under the lock (a batch, or one message under the
@@ -775,16 +879,17 @@ impl<M> Mailbox<M> {
                 state.receiver = Some(cx.waker().clone());
                 Poll::Pending
             };
-            self.in_hand.store(batch.items.len(), Ordering::Release);
             if let Poll::Ready(control) = &taken {
                 self.started
-                    .store(self.started.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                    .store(self.started.load(Ordering::Relaxed) + 1, Ordering::Release);
                 state.running = true;
                 batch.running_message = control.is_none();
             }
+            // After `started`, which the report is taken against.
+            self.report_in_hand(batch.items.len());
             // Room made since the last sync goes to waiting senders.
             if state.has_waiting_senders() {
-                let room = self.capacity.saturating_sub(self.held(&state));
+                let room = self.capacity().saturating_sub(self.held(&state));
                 for slot in wake.iter_mut().take(room) {
                     *slot = state.next_waiting_sender();
                 }
@@ -819,7 +924,7 @@ impl<M> Mailbox<M> {
         while let Some(message) = batch.items.pop_back() {
             state.queue.push_front(message);
         }
-        self.in_hand.store(0, Ordering::Release);
+        self.report_in_hand(0);
     }
 
     /// Stops intake: senders get their value back as `Refused::Closed`,
@@ -866,7 +971,7 @@ impl<M> Mailbox<M> {
         state.stamp_running(self.started.load(Ordering::Relaxed));
         MailboxGauges {
             actor: actor.to_owned(),
-            capacity: self.capacity,
+            capacity: self.capacity(),
             depth: self.held(&state),
             high_water: state.high_water,
             enqueued: state.enqueued,
@@ -882,7 +987,7 @@ impl<M> Mailbox<M> {
             let mut state = self.lock();
             let waker = if state.remove_waiting_sender(id) {
                 None
-            } else if self.held(&state) < self.capacity {
+            } else if self.held(&state) < self.capacity() {
                 // We were woken for a free slot but will not use it: pass
                 // the wake-up on so no other waiting sender is stranded.
                 state.next_waiting_sender()
@@ -981,18 +1086,18 @@ impl<M, T, W: FnOnce(T) -> M> Future for Push<'_, M, T, W> {
                     this.mailbox.note_waiting(&state);
                 }
             }
-            let held = this.mailbox.held(&state);
-            if !state.closed && held < this.mailbox.capacity {
+            let held = this.mailbox.held_for_send(&state);
+            if !state.closed && held < this.mailbox.capacity() {
                 // Room: the value goes straight into the queue.
                 let Some((value, wrap)) = this.value.take() else {
                     panic!("`Push` polled after completion");
                 };
                 state.enqueue(wrap(value));
                 state.enqueued += 1;
-                state.high_water = state.high_water.max(held + 1);
+                this.mailbox.note_high_water(&mut state, held + 1);
                 // A woken sender passes the wake-up on while room is left,
                 // so every waiting sender gets its turn.
-                if old.is_some() && held + 1 < this.mailbox.capacity {
+                if old.is_some() && this.mailbox.held(&state) < this.mailbox.capacity() {
                     next_sender = state.next_waiting_sender();
                     this.mailbox.note_waiting(&state);
                 }
@@ -1075,7 +1180,7 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::task::{Context, Poll, Wake, Waker};
 
-    use super::{Batch, Mailbox, MailboxConfig, Overflow, Pushed, Refused};
+    use super::{Batch, Mailbox, MailboxConfig, Overflow, Pushed, Refused, SYNC_EVERY};
     use crate::ActorConfig;
 
     /// A waker that records that it was woken.
@@ -1174,6 +1279,112 @@ mod tests {
         ));
         drop(push_first);
         assert!(matches!(mailbox.try_push(3, |m| m), Err(Refused::Full(3))));
+    }
+
+    // The receiver reports its batch every `SYNC_EVERY` messages; a send
+    // that finds the report full counts what was started since, so it is
+    // refused only when the mailbox is full.
+    #[test]
+    fn a_send_that_finds_the_report_full_counts_what_was_started_since() {
+        let mailbox = Mailbox::new(MailboxConfig::new(4, Overflow::Backpressure));
+        for n in 0..4 {
+            assert!(matches!(mailbox.try_push(n, |m| m), Ok(Pushed::Queued)));
+        }
+        let mut batch = Batch::default();
+        for n in 0..3 {
+            assert_eq!(poll_take(&mailbox, &mut batch), Some(n));
+        }
+        // Taken under the lock with three left; two started since.
+        assert_eq!(mailbox.in_hand_reported(), 3);
+        assert_eq!(mailbox.gauges("a").depth, 1, "one not yet started");
+        for n in 10..13 {
+            assert!(
+                matches!(mailbox.try_push(n, |m| m), Ok(Pushed::Queued)),
+                "room for {n}: {:?}",
+                mailbox.gauges("a")
+            );
+        }
+        assert!(matches!(
+            mailbox.try_push(13, |m| m),
+            Err(Refused::Full(13))
+        ));
+        let gauges = mailbox.gauges("a");
+        assert_eq!((gauges.depth, gauges.high_water), (4, 4));
+        for n in [3, 10, 11, 12] {
+            assert_eq!(poll_take(&mailbox, &mut batch), Some(n));
+        }
+    }
+
+    // Between takes under the lock the report falls every `SYNC_EVERY`
+    // messages started, not at each one.
+    #[test]
+    fn the_receiver_reports_its_batch_every_sync_every_messages() {
+        let n = 3 * SYNC_EVERY + 1;
+        let mailbox = Mailbox::new(MailboxConfig::new(n as usize, Overflow::Backpressure));
+        for m in 0..n {
+            assert!(matches!(mailbox.try_push(m, |m| m), Ok(Pushed::Queued)));
+        }
+        let mut batch = Batch::default();
+        assert_eq!(poll_take(&mailbox, &mut batch), Some(0));
+        let mut reports = vec![mailbox.in_hand_reported()];
+        for m in 1..n {
+            assert_eq!(poll_take(&mailbox, &mut batch), Some(m));
+            reports.push(mailbox.in_hand_reported());
+            assert_eq!(mailbox.in_hand_now(), batch.items.len(), "after {m}");
+        }
+        let full = 3 * SYNC_EVERY as usize;
+        let step = SYNC_EVERY as usize;
+        let expected: Vec<usize> = (0..n as usize)
+            .map(|started| full - started / step * step)
+            .collect();
+        assert_eq!(reports, expected);
+        assert_eq!(mailbox.gauges("a").depth, 0);
+    }
+
+    // What senders write for every message and what the receiver writes for
+    // every message lie on different 64-byte lines, for any placement of an
+    // `Arc<Cell>` allocation at 16-byte alignment (the data follows the two
+    // counts, at 16).
+    #[test]
+    fn senders_and_the_receiver_write_to_different_cache_lines() {
+        use std::mem::offset_of;
+        let mailbox = Mailbox::<u32>::new(MailboxConfig::default());
+        let base = std::ptr::from_ref(&mailbox) as usize;
+        let state = mailbox.state.lock();
+        let state_field = |field: *const u8| field as usize - base;
+        let at = 16 + offset_of!(crate::runtime::Cell<u32>, mailbox);
+        let sender_fields = [
+            offset_of!(Mailbox<u32>, capacity),
+            offset_of!(Mailbox<u32>, overflow),
+            offset_of!(Mailbox<u32>, busy),
+            offset_of!(Mailbox<u32>, in_hand),
+            state_field(std::ptr::from_ref(&state.queue).cast()),
+            state_field(std::ptr::from_ref(&state.receiver).cast()),
+            state_field(std::ptr::from_ref(&state.rare).cast()),
+            state_field(std::ptr::from_ref(&state.high_water).cast()),
+            state_field(std::ptr::from_ref(&state.enqueued).cast()),
+            state_field(std::ptr::from_ref(&state.closed).cast()),
+            state_field(std::ptr::from_ref(&state.running).cast()),
+            state_field(std::ptr::from_ref(&state.counted_busy).cast()),
+        ];
+        let receiver_fields = [
+            offset_of!(Mailbox<u32>, control_pending),
+            offset_of!(Mailbox<u32>, senders_waiting),
+            offset_of!(Mailbox<u32>, started),
+            offset_of!(Mailbox<u32>, processed),
+        ];
+        let last_sender_byte = at + sender_fields.iter().max().unwrap();
+        let first_receiver_byte = at + receiver_fields.iter().min().unwrap();
+        // The last line a sender writes starts at most at the 16-byte
+        // boundary below its last byte.
+        assert!(
+            (last_sender_byte & !15) + 64 <= first_receiver_byte,
+            "sender fields up to {last_sender_byte}, receiver fields from {first_receiver_byte}"
+        );
+        drop(state);
+        // And the layout costs nothing: the cell is no larger than its
+        // fields packed (8 bytes for the 4-byte capacity and 1-byte policy).
+        assert_eq!(std::mem::size_of::<crate::runtime::Cell<u32>>(), 216);
     }
 
     #[test]

@@ -222,6 +222,55 @@ fn loom_batch_counts_against_the_bound_and_wakes_the_sender() {
     });
 }
 
+/// Capacity 4 under `Backpressure`, four messages queued and one sender of
+/// four more: the receiver's batch of four is reported under the lock, then
+/// (with `SYNC_EVERY` at 2 in the models) without it two starts later, with
+/// one message still in hand, while the sender, finding the report full,
+/// counts what was started since. Against an independent count, the mailbox
+/// never holds more than four (it would hold five if a report were taken
+/// against `started` before the count of the message just started), and
+/// the sender is never refused or stranded.
+#[test]
+fn loom_stepped_reports_keep_the_bound_exact() {
+    loom::model(|| {
+        let mb = mailbox(4, Overflow::Backpressure);
+        for seq in 0..4 {
+            assert!(matches!(
+                mb.try_push((0, seq), identity),
+                Ok(Pushed::Queued)
+            ));
+        }
+        let accepted = Arc::new(loom::sync::atomic::AtomicUsize::new(4));
+        let sender = {
+            let mb = mb.clone();
+            let accepted = accepted.clone();
+            thread::spawn(move || {
+                for seq in 4..8 {
+                    let pushed = block_on_exact(mb.push((0, seq), identity));
+                    assert!(
+                        matches!(pushed, Ok(Pushed::Queued)),
+                        "seq {seq}: {pushed:?}"
+                    );
+                    accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        };
+        for seq in 0..8 {
+            let (_, got) = expect_message(recv(&mb));
+            assert_eq!(got, seq, "lost, duplicated or reordered");
+            let held = accepted
+                .load(std::sync::atomic::Ordering::SeqCst)
+                .saturating_sub(seq as usize + 1);
+            assert!(held <= 4, "{held} held in a mailbox of capacity 4");
+        }
+        sender.join().expect("sender panicked");
+        assert!(try_recv(&mb).is_none());
+        let g = mb.gauges("loom");
+        assert_eq!((g.depth, g.enqueued, g.processed), (0, 8, 8));
+        assert!(g.high_water <= 4);
+    });
+}
+
 /// Two senders, two messages each; wake-ups are exact (no spurious ones),
 /// which keeps the state space small enough for four messages.
 #[test]

@@ -156,11 +156,14 @@ impl Core {
 }
 
 /// An actor's mailbox with its identity: what an [`Addr`] points at.
+/// Laid out in order: the identity, read-only, ahead of the mailbox, whose
+/// far end the receiver writes for every message (see [`Mailbox`]).
+#[repr(C)]
 pub(crate) struct Cell<M> {
-    pub(crate) mailbox: Mailbox<M>,
-    pub(crate) name: Arc<str>,
-    pub(crate) id: u64,
     pub(crate) core: Arc<Core>,
+    pub(crate) id: u64,
+    pub(crate) name: Arc<str>,
+    pub(crate) mailbox: Mailbox<M>,
 }
 
 impl<M: Message> Cell<M> {

@@ -39,4 +39,12 @@ impl Slow {
     fn added(&mut self, e: &Added) {}
 }
 
+struct Huge;
+
+#[actor(mailbox = 5000000000)]
+impl Huge {
+    #[on]
+    fn added(&mut self, e: &Added) {}
+}
+
 fn main() {}
