@@ -1346,6 +1346,7 @@ mod tests {
     // `Arc<Cell>` allocation at 16-byte alignment (the data follows the two
     // counts, at 16).
     #[test]
+    #[cfg(target_pointer_width = "64")]
     fn senders_and_the_receiver_write_to_different_cache_lines() {
         use std::mem::offset_of;
         let mailbox = Mailbox::<u32>::new(MailboxConfig::default());

@@ -87,15 +87,15 @@ pub(crate) fn options(tokens: TokenStream, errors: &mut Errors) -> Options {
         match arg.key {
             MAILBOX => {
                 options.mailbox = errors.ok(attr::positive_int::<u64>(value, "mailbox = 256")
-                    .and_then(|(v, span)| match u32::try_from(v) {
-                        Ok(v) => Ok(v as usize),
-                        Err(_) => Err(syn::Error::new(
-                            span,
-                            format!(
-                                "a mailbox of {v} messages is no bound: at most \
-                                         4294967295 (u32::MAX), e.g. `mailbox = 256`"
-                            ),
-                        )),
+                    .and_then(|(v, span)| {
+                        let too_big = || {
+                            let why = format!(
+                                "a mailbox of {v} messages is no bound: \
+                                 at most 4294967295 (u32::MAX), e.g. `mailbox = 256`"
+                            );
+                            syn::Error::new(span, why)
+                        };
+                        u32::try_from(v).map(|v| v as usize).map_err(|_| too_big())
                     }))
             }
             OVERFLOW => {
