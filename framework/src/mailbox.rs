@@ -1341,6 +1341,46 @@ mod tests {
         assert_eq!(mailbox.gauges("a").depth, 0);
     }
 
+    // A sender that waits while the receiver works through a batch is woken
+    // by the receiver coming back under the lock after `SYNC_EVERY`
+    // messages: not before (each extra take under the lock costs the
+    // senders' line), and not later.
+    #[test]
+    fn a_waiting_sender_is_woken_after_sync_every_messages_of_a_batch() {
+        let capacity = 2 * SYNC_EVERY;
+        let mailbox = Mailbox::new(MailboxConfig::new(
+            capacity as usize,
+            Overflow::Backpressure,
+        ));
+        for m in 0..capacity {
+            assert!(matches!(mailbox.try_push(m, |m| m), Ok(Pushed::Queued)));
+        }
+        let mut batch = Batch::default();
+        assert_eq!(poll_take(&mailbox, &mut batch), Some(0));
+        // Full again: the batch and one more.
+        assert!(matches!(
+            mailbox.try_push(capacity, |m| m),
+            Ok(Pushed::Queued)
+        ));
+        let flag = Arc::new(Flag::default());
+        let mut push = mailbox.push(capacity + 1, |m| m);
+        assert!(poll_push(&mut push, &flag).is_pending());
+        for m in 1..=SYNC_EVERY {
+            assert_eq!(poll_take(&mailbox, &mut batch), Some(m));
+            assert!(!flag.woken(), "woken after {m} of the batch");
+        }
+        assert_eq!(poll_take(&mailbox, &mut batch), Some(SYNC_EVERY + 1));
+        assert!(
+            flag.woken(),
+            "not woken after {} of the batch",
+            SYNC_EVERY + 1
+        );
+        assert!(matches!(
+            poll_push(&mut push, &flag),
+            Poll::Ready(Ok(Pushed::Queued))
+        ));
+    }
+
     // What senders write for every message and what the receiver writes for
     // every message lie on different 64-byte lines, for any placement of an
     // `Arc<Cell>` allocation at 16-byte alignment (the data follows the two
