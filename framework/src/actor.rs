@@ -309,6 +309,16 @@ struct AskTimer {
 }
 
 impl AskTimer {
+    /// At the request's first wait, wakes the asker (it yields once) and
+    /// says so; afterwards, `false`.
+    fn yield_first(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        if std::mem::replace(&mut self.waited, true) {
+            return false;
+        }
+        cx.waker().wake_by_ref();
+        true
+    }
+
     /// Whether the time is up. `sleep` is the timer's pinned slot.
     fn expired(
         &mut self,
@@ -317,8 +327,7 @@ impl AskTimer {
         cx: &mut std::task::Context<'_>,
     ) -> bool {
         if sleep.is_none() {
-            if !std::mem::replace(&mut self.waited, true) {
-                cx.waker().wake_by_ref();
+            if self.yield_first(cx) {
                 return false;
             }
             sleep.set(Some(tokio::time::sleep(timeout)));
@@ -555,12 +564,21 @@ impl<A: Actor> Addr<A> {
             Some(Ok(pushed)) => self.cell.settle(pushed),
         }
         let mut rx = rx;
-        let replied = std::future::poll_fn(|cx| match std::pin::Pin::new(&mut rx).poll(cx) {
-            std::task::Poll::Ready(replied) => std::task::Poll::Ready(Ok(replied)),
-            std::task::Poll::Pending if waits.expired(timer.as_mut(), timeout, cx) => {
-                std::task::Poll::Ready(Err(()))
+        let replied = std::future::poll_fn(|cx| {
+            // A request just queued seldom has its reply yet: at its first
+            // wait the asker yields without looking, and so without leaving
+            // its waker with the reply channel (the reply then wakes nobody);
+            // it looks when it is polled again.
+            if waits.yield_first(cx) {
+                return std::task::Poll::Pending;
             }
-            std::task::Poll::Pending => std::task::Poll::Pending,
+            match std::pin::Pin::new(&mut rx).poll(cx) {
+                std::task::Poll::Ready(replied) => std::task::Poll::Ready(Ok(replied)),
+                std::task::Poll::Pending if waits.expired(timer.as_mut(), timeout, cx) => {
+                    std::task::Poll::Ready(Err(()))
+                }
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            }
         })
         .await;
         match replied {
