@@ -178,21 +178,28 @@ fn backpressure_model(per_sender: [u32; 2], exact_wakeups: bool) {
     });
 }
 
-/// Capacity 2 under `Backpressure`: the receiver takes what is queued into
-/// its batch and starts the second message without the lock, while the
-/// sender waits for room. The sender is always woken (a lost wake-up would
-/// hang the model), the batch counts against the bound, order holds, and
-/// every message is counted processed once.
-#[test]
-fn loom_batch_counts_against_the_bound_and_wakes_the_sender() {
-    loom::model(|| {
-        let mb = mailbox(2, Overflow::Backpressure);
-        let accepted = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+/// One `Backpressure` sender against the receiver: `prefill` messages are
+/// queued before the model's threads start, then the sender pushes the rest
+/// up to `total`, waiting for room. The sender is always woken (a lost
+/// wake-up would hang the model), order holds, every message is counted
+/// processed once, and, against a count kept independently of the gauges
+/// (what was accepted and not yet taken by the receiver is held, queued or
+/// in its batch), the mailbox never holds more than `capacity`.
+fn one_sender_model(capacity: usize, prefill: u32, total: u32) {
+    loom::model(move || {
+        let mb = mailbox(capacity, Overflow::Backpressure);
+        for seq in 0..prefill {
+            assert!(matches!(
+                mb.try_push((0, seq), identity),
+                Ok(Pushed::Queued)
+            ));
+        }
+        let accepted = Arc::new(loom::sync::atomic::AtomicUsize::new(prefill as usize));
         let sender = {
             let mb = mb.clone();
             let accepted = accepted.clone();
             thread::spawn(move || {
-                for seq in 0..4 {
+                for seq in prefill..total {
                     let pushed = block_on_exact(mb.push((0, seq), identity));
                     assert!(
                         matches!(pushed, Ok(Pushed::Queued)),
@@ -203,72 +210,44 @@ fn loom_batch_counts_against_the_bound_and_wakes_the_sender() {
                 }
             })
         };
-        for seq in 0..4 {
+        for seq in 0..total {
             let (_, got) = expect_message(recv(&mb));
             assert_eq!(got, seq, "lost, duplicated or reordered");
-            // Counted independently of the gauges: what was accepted and not
-            // yet taken by the receiver is held (queued or in its batch).
             let held = accepted
                 .load(std::sync::atomic::Ordering::SeqCst)
                 .saturating_sub(seq as usize + 1);
-            assert!(held <= 2, "{held} held in a mailbox of capacity 2");
+            assert!(
+                held <= capacity,
+                "{held} held in a mailbox of capacity {capacity}"
+            );
             assert_bound(&mb);
         }
         sender.join().expect("sender panicked");
         assert!(try_recv(&mb).is_none());
         let g = mb.gauges("loom");
-        assert_eq!((g.depth, g.enqueued, g.processed), (0, 4, 4));
-        assert!(g.high_water <= 2);
+        let total = u64::from(total);
+        assert_eq!((g.depth, g.enqueued, g.processed), (0, total, total));
+        assert!(g.high_water <= capacity);
     });
 }
 
-/// Capacity 4 under `Backpressure`, four messages queued and one sender of
-/// four more: the receiver's batch of four is reported under the lock, then
-/// (with `SYNC_EVERY` at 2 in the models) without it two starts later, with
-/// one message still in hand, while the sender, finding the report full,
-/// counts what was started since. Against an independent count, the mailbox
-/// never holds more than four (it would hold five if a report were taken
-/// against `started` before the count of the message just started), and
-/// the sender is never refused or stranded.
+/// Capacity 2: the receiver takes what is queued into its batch and starts
+/// the second message without the lock, while the sender waits for room;
+/// the batch counts against the bound.
+#[test]
+fn loom_batch_counts_against_the_bound_and_wakes_the_sender() {
+    one_sender_model(2, 0, 4);
+}
+
+/// Capacity 4, four messages queued and a sender of four more: the
+/// receiver's batch of four is reported under the lock, then (with
+/// `SYNC_EVERY` at 2 in the models) without it two starts later, with one
+/// message still in hand, while the sender, finding the report full, counts
+/// what was started since. The mailbox would hold five if a report were
+/// taken against `started` before the count of the message just started.
 #[test]
 fn loom_stepped_reports_keep_the_bound_exact() {
-    loom::model(|| {
-        let mb = mailbox(4, Overflow::Backpressure);
-        for seq in 0..4 {
-            assert!(matches!(
-                mb.try_push((0, seq), identity),
-                Ok(Pushed::Queued)
-            ));
-        }
-        let accepted = Arc::new(loom::sync::atomic::AtomicUsize::new(4));
-        let sender = {
-            let mb = mb.clone();
-            let accepted = accepted.clone();
-            thread::spawn(move || {
-                for seq in 4..8 {
-                    let pushed = block_on_exact(mb.push((0, seq), identity));
-                    assert!(
-                        matches!(pushed, Ok(Pushed::Queued)),
-                        "seq {seq}: {pushed:?}"
-                    );
-                    accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                }
-            })
-        };
-        for seq in 0..8 {
-            let (_, got) = expect_message(recv(&mb));
-            assert_eq!(got, seq, "lost, duplicated or reordered");
-            let held = accepted
-                .load(std::sync::atomic::Ordering::SeqCst)
-                .saturating_sub(seq as usize + 1);
-            assert!(held <= 4, "{held} held in a mailbox of capacity 4");
-        }
-        sender.join().expect("sender panicked");
-        assert!(try_recv(&mb).is_none());
-        let g = mb.gauges("loom");
-        assert_eq!((g.depth, g.enqueued, g.processed), (0, 8, 8));
-        assert!(g.high_water <= 4);
-    });
+    one_sender_model(4, 4, 8);
 }
 
 /// Two senders, two messages each; wake-ups are exact (no spurious ones),
