@@ -79,8 +79,8 @@ use crate::error::{SystemError, TellError};
 use crate::event::{Envelope, Event, Key};
 use crate::mailbox::{Overflow, Refused};
 use crate::runtime::{
-    Passivation, SendDeadline, SendError, in_actor_of, link_to_handled, record_message,
-    spawn_with_passivation,
+    Passivating, Passivation, SendDeadline, SendError, in_actor_of, link_to_handled,
+    record_message, spawn_actor,
 };
 use crate::supervise::{RestartWindow, Strategy};
 use crate::system::{ActorConfig, Children, Parent, WeakSystem};
@@ -396,14 +396,13 @@ impl<A: Actor> Kind<A> {
         let kind = Arc::clone(self);
         let owned_key = key.clone();
         let config = self.config;
-        let addr = spawn_with_passivation(
+        let addr = spawn_actor(
             &system,
             &format!("{}/{key}", self.name),
-            Parent::Kind,
+            Parent::Kind(Passivating::new(config.passivate_after_value(), link)),
             &self.children,
             move |_| config,
             move || (kind.factory)(&owned_key),
-            Some(Box::new((config.passivate_after_value(), link))),
         )?;
         self.activations.fetch_add(1, Ordering::Relaxed);
         Ok(addr)

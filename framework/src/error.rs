@@ -71,6 +71,12 @@ pub enum SystemError {
         "no tokio runtime is running here: build the system inside `#[tokio::main]` (or `Runtime::block_on`), mercato runs on the application's runtime"
     )]
     NoRuntime,
+    /// This process has built `u32::MAX` systems, each with an id of its
+    /// own, and has none left to give.
+    #[error(
+        "this process has built 4294967295 actor systems and has no system id left: build one system and keep it for the process's life"
+    )]
+    IdsExhausted,
     /// The system is shutting down or has stopped and spawns nothing more.
     #[error("the actor system is shutting down and spawns no new actor")]
     ShuttingDown,

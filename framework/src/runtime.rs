@@ -2,6 +2,7 @@
 //! message at a time, catches panics and applies supervision.
 
 use std::any::Any;
+use std::borrow::Borrow;
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
@@ -15,7 +16,7 @@ use parking_lot::Mutex;
 use crate::actor::{Actor, Addr, Context, Message, Timers, cause_of};
 use crate::dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};
 use crate::error::SystemError;
-use crate::event::Cause;
+use crate::event::{Cause, EventId};
 use crate::mailbox::{Batch, Busy, Control, Mailbox, MailboxGauges, Push, Pushed, Refused};
 use crate::supervise::{Restart, RestartWindow, Rng};
 use crate::system::{ActorConfig, Children, Parent, ShutdownReason, System, Undelivered};
@@ -24,16 +25,44 @@ thread_local! {
     /// What the actor task being polled on this thread knows about itself;
     /// `system` 0 when no actor task is being polled.
     static CURRENT: std::cell::Cell<Current> = const {
-        std::cell::Cell::new(Current { system: 0, cause: None })
+        std::cell::Cell::new(Current::NONE)
     };
 }
 
 /// What an actor task knows about itself, for what its handlers send: its
-/// system, and the ids of the message it is handling.
+/// system, and the ids of the message it is handling. Packed into 40 bytes
+/// (every actor's task carries one): the message's fields side by side
+/// rather than an `Option<Cause>`, with `attempt` 0 for "no message"
+/// (attempts count from 1), and the system's 32-bit id.
 #[derive(Clone, Copy)]
 struct Current {
-    system: u64,
-    cause: Option<Cause>,
+    id: EventId,
+    correlation_id: EventId,
+    attempt: u32,
+    system: u32,
+}
+
+impl Current {
+    /// Outside any actor task.
+    const NONE: Current = Current::of_system(0);
+
+    /// An actor task of `system`, handling no message.
+    const fn of_system(system: u32) -> Current {
+        Current {
+            id: EventId::NIL,
+            correlation_id: EventId::NIL,
+            attempt: 0,
+            system,
+        }
+    }
+
+    fn cause(self) -> Option<Cause> {
+        (self.attempt != 0).then_some(Cause {
+            id: self.id,
+            correlation_id: self.correlation_id,
+            attempt: self.attempt,
+        })
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -75,7 +104,7 @@ impl<F: Future<Output = ()>> Future for InActorTask<F> {
 /// The ids of the message being handled by the current actor task, if any.
 #[inline]
 pub(crate) fn current_cause() -> Option<Cause> {
-    CURRENT.with(std::cell::Cell::get).cause
+    CURRENT.with(std::cell::Cell::get).cause()
 }
 
 /// Links an envelope sent from a handler to the message being handled:
@@ -92,7 +121,7 @@ pub(crate) fn link_to_handled<E>(envelope: &mut crate::event::Envelope<E>) {
 #[inline]
 pub(crate) fn caller_in(core: &Core) -> (bool, Option<Cause>) {
     let current = CURRENT.with(std::cell::Cell::get);
-    (current.system == core.id, current.cause)
+    (current.system == core.id, current.cause())
 }
 
 /// Whether the caller runs inside an actor task of this system.
@@ -108,7 +137,8 @@ pub(crate) const STOPPED: u8 = 3;
 
 /// The part of a system every address needs: its state and dead letters.
 pub(crate) struct Core {
-    pub(crate) id: u64,
+    /// The system's id, 1 and up (0 means none in [`Current`]).
+    pub(crate) id: u32,
     pub(crate) state: AtomicU8,
     pub(crate) timers: AtomicBool,
     pub(crate) dead_letters: DeadLetters,
@@ -397,22 +427,6 @@ pub(crate) fn spawn_actor<A: Actor, F>(
 where
     F: Fn() -> A + Send + Sync + 'static,
 {
-    spawn_with_passivation(system, name, parent, siblings, configure, factory, None)
-}
-
-/// [`spawn_actor`], for an entity that passivates when idle.
-pub(crate) fn spawn_with_passivation<A: Actor, F>(
-    system: &System,
-    name: &str,
-    parent: Parent,
-    siblings: &Arc<Children>,
-    configure: impl FnOnce(ActorConfig) -> ActorConfig,
-    factory: F,
-    passivation: Option<Box<(Duration, Arc<dyn Passivation>)>>,
-) -> Result<Addr<A>, SystemError>
-where
-    F: Fn() -> A + Send + Sync + 'static,
-{
     let core = system.core();
     let state = core.state.load(Ordering::Acquire);
     if state >= STOPPED
@@ -431,6 +445,13 @@ where
     });
     let addr = Addr { cell: cell.clone() };
     let supervision = system.shared_supervision(config.supervision_config());
+    // An entity's kind is known from its passivation link: the parent
+    // field, which every actor's task carries, is a lane or nothing.
+    let (parent, passivation) = match parent {
+        Parent::Root => (None, None),
+        Parent::Kind(passivation) => (None, Some(passivation)),
+        Parent::Actor(lane) => (Some(lane), None),
+    };
     let run = ActorRun {
         factory,
         cx: Context {
@@ -447,7 +468,7 @@ where
         // Restarts are counted per key for entities, across activations.
         window: passivation
             .as_ref()
-            .map(|link| link.1.restarts())
+            .map(|link| link.kind.restarts())
             .unwrap_or_default(),
         passivation,
     };
@@ -458,10 +479,7 @@ where
         cell,
         |task| {
             system.handle().spawn(InActorTask {
-                current: Current {
-                    system: system_id,
-                    cause: None,
-                },
+                current: Current::of_system(system_id),
                 task,
             })
         },
@@ -473,13 +491,35 @@ where
 struct ActorRun<A: Actor, F> {
     factory: F,
     cx: Context<A>,
-    parent: Parent,
+    /// The supervising actor; `None` for a top-level actor or an entity
+    /// (which has `passivation`).
+    parent: Option<Arc<dyn Lane>>,
     siblings: Arc<Children>,
     rng: Rng,
     window: RestartWindow,
-    /// An entity's idle time and kind (boxed: other actors have none, and
-    /// every idle actor's task carries this field).
-    passivation: Option<Box<(Duration, Arc<dyn Passivation>)>>,
+    /// An entity's idle time, kind and idle timer (boxed: other actors have
+    /// none, and every idle actor's task carries this field).
+    passivation: Option<Box<Passivating>>,
+}
+
+/// What an entity's loop needs to passivate: its idle time, its kind, and
+/// its idle timer.
+pub(crate) struct Passivating {
+    after: Duration,
+    kind: Arc<dyn Passivation>,
+    /// Made at the first idle spell and re-armed at each one.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Passivating {
+    /// An entity passivated by `kind` after `after` idle.
+    pub(crate) fn new(after: Duration, kind: Arc<dyn Passivation>) -> Box<Self> {
+        Box::new(Passivating {
+            after,
+            kind,
+            timer: None,
+        })
+    }
 }
 
 /// How one life of an instance ended.
@@ -499,12 +539,24 @@ enum End {
 }
 
 /// What an actor's earlier instances left behind, for the next.
-#[derive(Default)]
-struct Failures {
+struct Failures<M> {
     /// Why the next instance is started: given to `Actor::restarted`.
     why: Option<String>,
     /// The last failure, for a message kept for a retry that never comes.
     last: Option<String>,
+    /// A message kept for a retry after a panic, handled first by the next
+    /// instance.
+    carry: Option<M>,
+}
+
+impl<M> Default for Failures<M> {
+    fn default() -> Self {
+        Failures {
+            why: None,
+            last: None,
+            carry: None,
+        }
+    }
 }
 
 /// How a start (or restart) hook ended: `None` if the instance may serve.
@@ -540,38 +592,45 @@ fn panic_text(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Polls the future in `slot` inside `span`, catching a panic, and gives up
-/// when the mailbox's owner is cancelled (shutdown deadline) while it
-/// waits. The future is pinned by the caller, so that it is stored once in
-/// the caller's state and never moved; `slot` is emptied when it ends.
-fn guarded<'a, F: Future, M>(
-    slot: Pin<&'a mut Option<F>>,
-    span: &'a tracing::Span,
-    mailbox: &'a Mailbox<M>,
-) -> Guard<'a, F, M> {
+/// Polls `fut` inside `span`, catching a panic, and gives up when the
+/// mailbox's owner is cancelled (shutdown deadline) while it waits. The
+/// future is dropped as soon as it ends, a panic in its drop contained.
+/// `span` is owned for a handled message (so that the task stores it once)
+/// and borrowed for the lifecycle hooks, which run in none.
+fn guarded<F: Future, M, S: Borrow<tracing::Span>>(
+    fut: F,
+    span: S,
+    mailbox: &Mailbox<M>,
+) -> Guard<'_, F, M, S> {
     Guard {
-        slot,
+        fut: Some(fut),
         span,
         mailbox,
     }
 }
 
-/// The future of [`guarded`]: three references, written by hand so that
-/// the actor's task stores nothing more while a handler runs.
-struct Guard<'a, F, M> {
-    slot: Pin<&'a mut Option<F>>,
-    span: &'a tracing::Span,
-    mailbox: &'a Mailbox<M>,
+/// No span: what the lifecycle hooks run in.
+static NO_SPAN: tracing::Span = tracing::Span::none();
+
+pin_project_lite::pin_project! {
+    /// The future of [`guarded`], written by hand so that the actor's task
+    /// stores nothing more than it while a handler runs.
+    struct Guard<'a, F, M, S> {
+        #[pin]
+        fut: Option<F>,
+        span: S,
+        mailbox: &'a Mailbox<M>,
+    }
 }
 
-impl<F: Future, M> Future for Guard<'_, F, M> {
+impl<F: Future, M, S: Borrow<tracing::Span>> Future for Guard<'_, F, M, S> {
     type Output = Guarded<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
+        let mut this = self.project();
         let outcome = {
-            let _entered = this.span.enter();
-            let Some(fut) = this.slot.as_mut().as_pin_mut() else {
+            let _entered = Borrow::<tracing::Span>::borrow(&*this.span).enter();
+            let Some(fut) = this.fut.as_mut().as_pin_mut() else {
                 return Poll::Ready(Guarded::Panicked("polled after completion".to_owned()));
             };
             match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
@@ -584,7 +643,7 @@ impl<F: Future, M> Future for Guard<'_, F, M> {
             }
         };
         // Dropping a future that panicked may panic again: contain it.
-        let _ = catch_unwind(AssertUnwindSafe(|| this.slot.set(None)));
+        let _ = catch_unwind(AssertUnwindSafe(|| this.fut.set(None)));
         Poll::Ready(outcome)
     }
 }
@@ -618,7 +677,20 @@ fn handle_span(actor: &str, meta: &crate::event::Meta) -> tracing::Span {
 
 #[inline(always)]
 fn set_cause(cause: Option<Cause>) {
-    CURRENT.with(|c| c.set(Current { cause, ..c.get() }));
+    CURRENT.with(|c| {
+        let current = c.get();
+        c.set(match cause {
+            // An attempt of 0 would read as "no message": attempts count
+            // from 1, and the link is kept whatever the count says.
+            Some(cause) => Current {
+                id: cause.id,
+                correlation_id: cause.correlation_id,
+                attempt: cause.attempt.max(1),
+                system: current.system,
+            },
+            None => Current::of_system(current.system),
+        });
+    });
 }
 
 impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
@@ -628,12 +700,10 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
     fn run(mut self) -> impl Future<Output = ()> + Send {
         async move {
             let cell = self.cx.addr.cell.clone();
-            // Why the instance is being restarted, and the last failure (for
-            // a message kept for a retry): boxed, made only at a first failure.
-            let mut failures: Option<Box<Failures>> = None;
-            // A message kept for a retry after a panic (boxed: it is rare, and the
-            // loop's future stays small).
-            let mut carry: Option<Box<A::Msg>> = None;
+            // Why the instance is being restarted, the last failure, and a
+            // message kept for a retry after a panic: boxed, made only at a
+            // first failure, so that the loop's future stays small.
+            let mut failures: Option<Box<Failures<A::Msg>>> = None;
             let mut batch = Batch::default();
             loop {
                 // Each step binds its result in a statement of its own, so that
@@ -651,27 +721,139 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                     };
                     let why = failures.as_ref().and_then(|f| f.why.as_deref());
                     let hook = match why {
-                        None => {
-                            guarded(
-                                pin!(Some(actor.started(&mut self.cx))),
-                                &tracing::Span::none(),
-                                &cell.mailbox,
-                            )
-                            .await
-                        }
+                        None => guarded(actor.started(&mut self.cx), &NO_SPAN, &cell.mailbox).await,
                         Some(w) => {
-                            guarded(
-                                pin!(Some(actor.restarted(w, &mut self.cx))),
-                                &tracing::Span::none(),
-                                &cell.mailbox,
-                            )
-                            .await
+                            guarded(actor.restarted(w, &mut self.cx), &NO_SPAN, &cell.mailbox).await
                         }
                     };
                     let end = if let Some(end) = start_failure(hook) {
                         end
                     } else {
-                        let end = self.serve(&mut actor, &mut carry, &mut batch).await;
+                        // Serving, in this block rather than in a future of
+                        // its own, which would store references to what this
+                        // one holds.
+                        let end = 'serve: {
+                            // The message being handled, received straight
+                            // into this slot and handled in place: moved
+                            // again only when it fails.
+                            let mut current: Option<A::Msg> = None;
+                            loop {
+                                if let Some(message) =
+                                    failures.as_mut().and_then(|f| f.carry.take())
+                                {
+                                    current = Some(message);
+                                } else {
+                                    let mut armed = false;
+                                    let next = poll_fn(|cx| {
+                                        let next =
+                                            cell.mailbox.poll_take(cx, &mut batch, &mut current);
+                                        if next.is_ready() {
+                                            return next.map(Some);
+                                        }
+                                        if let Some(link) = &mut self.passivation {
+                                            let after = link.after;
+                                            let timer = link.timer.get_or_insert_with(|| {
+                                                Box::pin(tokio::time::sleep(after))
+                                            });
+                                            if !armed {
+                                                timer
+                                                    .as_mut()
+                                                    .reset(tokio::time::Instant::now() + after);
+                                                armed = true;
+                                            }
+                                            if timer.as_mut().poll(cx).is_ready() {
+                                                return Poll::Ready(None);
+                                            }
+                                        }
+                                        Poll::Pending
+                                    })
+                                    .await;
+                                    match next {
+                                        // A message, now in `current`.
+                                        Some(None) => {}
+                                        Some(Some(Control::Stop)) => break 'serve End::Stop,
+                                        Some(Some(Control::Restart(w))) => {
+                                            break 'serve End::Sibling(w);
+                                        }
+                                        Some(Some(Control::Escalate(w))) => {
+                                            break 'serve End::Failed(w);
+                                        }
+                                        Some(Some(Control::Tick(id))) => {
+                                            match self.cx.timers.tick(id) {
+                                                Some(message) => current = Some(message),
+                                                None => continue,
+                                            }
+                                        }
+                                        None => {
+                                            let passivated =
+                                                self.passivation.as_ref().is_some_and(|link| {
+                                                    link.kind.try_passivate(cell.id)
+                                                });
+                                            if passivated {
+                                                break 'serve End::Passivated;
+                                            }
+                                            continue;
+                                        }
+                                    }
+                                }
+                                let Some(message) = current.as_mut() else {
+                                    unreachable!("a message was received into the slot");
+                                };
+                                // The common case in place, with nothing of the
+                                // retry path in this future: one attempt, then
+                                // the acknowledgement.
+                                let meta = message.meta();
+                                set_cause(Some(cause_of(meta)));
+                                let span = handle_span(&cell.name, meta);
+                                let first = guarded(
+                                    actor.handle(message, &mut self.cx),
+                                    span,
+                                    &cell.mailbox,
+                                )
+                                .await;
+                                set_cause(None);
+                                let outcome = match first {
+                                    Guarded::Done(Ok(())) => {
+                                        if let Some(meta) = current.as_ref().map(Message::meta) {
+                                            if let Some(ack) = meta.ack_handle() {
+                                                ack.ack(meta.id());
+                                            }
+                                        }
+                                        current = None;
+                                        Outcome::Done
+                                    }
+                                    // A failure: retries, backoff and dead letters
+                                    // live in a future of their own, made only now.
+                                    failed => {
+                                        let Some(message) = current.take() else {
+                                            unreachable!("the failed message is in the slot");
+                                        };
+                                        Box::pin(self.deliver(
+                                            &mut actor,
+                                            message,
+                                            Some(failed),
+                                            &cell,
+                                        ))
+                                        .await
+                                    }
+                                };
+                                match outcome {
+                                    Outcome::Done => {}
+                                    Outcome::Panicked(w, retry) => {
+                                        if let Some(message) = retry {
+                                            failures.get_or_insert_default().carry = Some(message);
+                                        }
+                                        break 'serve End::Failed(format!(
+                                            "a handler panicked: {w}"
+                                        ));
+                                    }
+                                    Outcome::Cancelled => break 'serve End::Cancelled,
+                                }
+                                if self.cx.stop_requested {
+                                    break 'serve End::SelfStop;
+                                }
+                            }
+                        };
                         // What the batch still holds goes back to the
                         // queue: for the next instance, or dead letters.
                         cell.mailbox.unreceive(&mut batch);
@@ -679,7 +861,9 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                     };
                     // Stopping, passivating or restarting is work `settled` waits for.
                     cell.mailbox.mark_busy();
-                    let end = self.end_life(&mut actor, end).await;
+                    // In a future of its own, which alone stores `end`
+                    // while it runs.
+                    let end = self.end_life(&mut actor, end, &cell).await;
                     let _ = catch_unwind(AssertUnwindSafe(move || drop(actor)));
                     end
                 };
@@ -707,7 +891,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                 let now = tokio::time::Instant::now();
                 if !self.window.admit(now, &self.cx.supervision.intensity) {
                     tracing::error!(actor = %cell.name, failure = %failure, "restart intensity exceeded");
-                    self.parent.escalate(&self.cx.system, &cell.name, &failure);
+                    self.escalate(&cell.name, &failure);
                     break;
                 }
                 tracing::warn!(actor = %cell.name, failure = %failure, "restarting actor");
@@ -721,8 +905,12 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                 failures.get_or_insert_default().why = Some(failure);
             }
             // A message kept for a retry after a panic, when no retry comes.
-            if let Some(message) = carry.take().map(|m| *m) {
-                let last = failures.and_then(|f| f.last);
+            if let Some(Failures {
+                carry: Some(message),
+                last,
+                ..
+            }) = failures.map(|f| *f)
+            {
                 cell.dead_letter(message, DeadLetterReason::Panicked, last);
             }
             if let Some(children) = &self.cx.children {
@@ -740,8 +928,8 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
             // Before this actor stops counting as busy: an entity's next
             // activation (holding what arrived while it passivated) is started
             // first, so `settled` never sees a gap between the two.
-            if let Some((_, passivation)) = self.passivation.as_deref() {
-                passivation.exited(cell.id, std::mem::take(&mut self.window));
+            if let Some(link) = self.passivation.as_deref() {
+                link.kind.exited(cell.id, std::mem::take(&mut self.window));
             }
             cell.mailbox.retire();
             self.siblings.remove(cell.id);
@@ -751,17 +939,16 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
 
     /// Ends an instance's life: its children stop first, then its
     /// `stopping` hook runs (unless it failed or is restarted with a
-    /// sibling). Returns `end`, which a future of its own stores only while
-    /// it runs. A block that owns its arguments, which an `async fn` would
-    /// store twice.
+    /// sibling). Returns `end`. A block that owns its arguments, which an
+    /// `async fn` would store twice.
     #[allow(clippy::manual_async_fn)]
     fn end_life<'a>(
         &'a mut self,
         actor: &'a mut A,
         end: End,
+        cell: &'a Cell<A::Msg>,
     ) -> impl Future<Output = End> + Send + 'a {
         async move {
-            let cell = self.cx.addr.cell.clone();
             if let Some(children) = &self.cx.children {
                 // Boxed: made only for an actor with children.
                 Box::pin(children.stop_all()).await;
@@ -770,125 +957,9 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                 end,
                 End::Stop | End::Cancelled | End::SelfStop | End::Passivated
             ) {
-                let _ = guarded(
-                    pin!(Some(actor.stopping(&mut self.cx))),
-                    &tracing::Span::none(),
-                    &cell.mailbox,
-                )
-                .await;
+                let _ = guarded(actor.stopping(&mut self.cx), &NO_SPAN, &cell.mailbox).await;
             }
             end
-        }
-    }
-
-    /// Serves messages until the instance ends. A block that owns its
-    /// arguments, which an `async fn` would store twice.
-    #[allow(clippy::manual_async_fn)]
-    fn serve<'a>(
-        &'a mut self,
-        actor: &'a mut A,
-        carry: &'a mut Option<Box<A::Msg>>,
-        batch: &'a mut Batch<A::Msg>,
-    ) -> impl Future<Output = End> + Send + 'a {
-        async move {
-            let cell = self.cx.addr.cell.clone();
-            // An entity's idle timer, made once and re-armed at each idle spell.
-            let mut idle_timer = self
-                .passivation
-                .as_ref()
-                .map(|link| Box::pin(tokio::time::sleep(link.0)));
-            // The message being handled, received straight into this slot and
-            // handled in place: moved again only when it fails.
-            let mut current: Option<A::Msg> = None;
-            loop {
-                if let Some(message) = carry.take() {
-                    current = Some(*message);
-                } else {
-                    let mut armed = false;
-                    let next = poll_fn(|cx| {
-                        let next = cell.mailbox.poll_take(cx, batch, &mut current);
-                        if next.is_ready() {
-                            return next.map(Some);
-                        }
-                        if let (Some(timer), Some(link)) = (&mut idle_timer, &self.passivation) {
-                            if !armed {
-                                timer.as_mut().reset(tokio::time::Instant::now() + link.0);
-                                armed = true;
-                            }
-                            if timer.as_mut().poll(cx).is_ready() {
-                                return Poll::Ready(None);
-                            }
-                        }
-                        Poll::Pending
-                    })
-                    .await;
-                    match next {
-                        // A message, now in `current`.
-                        Some(None) => {}
-                        Some(Some(Control::Stop)) => return End::Stop,
-                        Some(Some(Control::Restart(w))) => return End::Sibling(w),
-                        Some(Some(Control::Escalate(w))) => return End::Failed(w),
-                        Some(Some(Control::Tick(id))) => match self.cx.timers.tick(id) {
-                            Some(message) => current = Some(message),
-                            None => continue,
-                        },
-                        None => {
-                            let passivated = self
-                                .passivation
-                                .as_ref()
-                                .is_some_and(|link| link.1.try_passivate(cell.id));
-                            if passivated {
-                                return End::Passivated;
-                            }
-                            continue;
-                        }
-                    }
-                }
-                let Some(message) = current.as_mut() else {
-                    unreachable!("a message was received into the slot");
-                };
-                // The common case in place, with nothing of the retry path in
-                // this future: one attempt, then the acknowledgement.
-                let meta = message.meta();
-                set_cause(Some(cause_of(meta)));
-                let span = handle_span(&cell.name, meta);
-                let first = guarded(
-                    pin!(Some(actor.handle(message, &mut self.cx))),
-                    &span,
-                    &cell.mailbox,
-                )
-                .await;
-                set_cause(None);
-                let outcome = match first {
-                    Guarded::Done(Ok(())) => {
-                        let meta = message.meta();
-                        if let Some(ack) = meta.ack_handle() {
-                            ack.ack(meta.id());
-                        }
-                        current = None;
-                        Outcome::Done
-                    }
-                    // A failure: retries, backoff and dead letters live in a
-                    // future of their own, made only now.
-                    failed => {
-                        let Some(message) = current.take() else {
-                            unreachable!("the failed message is in the slot");
-                        };
-                        Box::pin(self.deliver(actor, message, Some(failed), &cell)).await
-                    }
-                };
-                match outcome {
-                    Outcome::Done => {}
-                    Outcome::Panicked(w, retry) => {
-                        *carry = retry.map(Box::new);
-                        return End::Failed(format!("a handler panicked: {w}"));
-                    }
-                    Outcome::Cancelled => return End::Cancelled,
-                }
-                if self.cx.stop_requested {
-                    return End::SelfStop;
-                }
-            }
         }
     }
 
@@ -911,8 +982,8 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                     set_cause(Some(cause_of(meta)));
                     let span = handle_span(&cell.name, meta);
                     let result = guarded(
-                        pin!(Some(actor.handle(&mut message, &mut self.cx))),
-                        &span,
+                        actor.handle(&mut message, &mut self.cx),
+                        span,
                         &cell.mailbox,
                     )
                     .await;
@@ -968,22 +1039,24 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
     }
 }
 
-impl Parent {
-    fn escalate(&self, system: &System, child: &str, failure: &str) {
-        match self {
-            Parent::Actor(lane) => {
+impl<A: Actor, F> ActorRun<A, F> {
+    /// Hands a failure past the restart intensity to the parent.
+    fn escalate(&self, child: &str, failure: &str) {
+        let system = &self.cx.system;
+        match (&self.parent, &self.passivation) {
+            (Some(lane), _) => {
                 lane.control(Control::Escalate(format!(
                     "child `{child}` escalated: {failure}"
                 )));
             }
-            Parent::Kind => {
+            (None, Some(_)) => {
                 tracing::error!(
                     entity = %child,
                     failure = %failure,
                     "entity exceeded its restart intensity and stops; the next message for its key activates a fresh one"
                 );
             }
-            Parent::Root => {
+            (None, None) => {
                 // Before this actor dead-letters what it holds, so that the
                 // shutdown report lists it.
                 system.begin_shutdown();

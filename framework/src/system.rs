@@ -39,7 +39,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -58,7 +58,9 @@ use crate::error::{ConfigError, SystemError};
 use crate::event::EventId;
 use crate::event::{Envelope, Event, Key};
 use crate::mailbox::{Control, MailboxConfig, MailboxGauges, Overflow};
-use crate::runtime::{Core, DRAINING, Lane, PAST_DEADLINE, RUNNING, STOPPED, spawn_actor};
+use crate::runtime::{
+    Core, DRAINING, Lane, PAST_DEADLINE, Passivating, RUNNING, STOPPED, spawn_actor,
+};
 use crate::supervise::{Backoff, Intensity, Restart, Strategy, Supervision};
 
 /// The configuration of one actor: its mailbox and its supervision.
@@ -275,8 +277,8 @@ impl SystemBuilder {
         // The envelope clock calibrates at its first reading (about 0.6 ms):
         // here, rather than in the first message's send.
         crate::event::now_unix_nanos();
-        static SYSTEMS: AtomicU64 = AtomicU64::new(0);
-        let id = SYSTEMS.fetch_add(1, Ordering::Relaxed) + 1;
+        static SYSTEMS: AtomicU32 = AtomicU32::new(0);
+        let id = next_system_id(&SYSTEMS)?;
         let (report_tx, _) = watch::channel(None);
         let seed = self.seed.unwrap_or_else(|| EventId::new().as_u128() as u64);
         Ok(System {
@@ -821,11 +823,22 @@ impl System {
     }
 }
 
+/// The next system id from `counter`: 1 and up, 32 bits wide since every
+/// actor's task carries its system's id. Refused once spent rather than
+/// reused, since two live systems must never share one.
+fn next_system_id(counter: &AtomicU32) -> Result<u32, SystemError> {
+    counter
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
+        .map(|n| n + 1)
+        .map_err(|_| SystemError::IdsExhausted)
+}
+
 /// Who supervises an actor.
 pub(crate) enum Parent {
     Root,
-    /// An entity kind: past its intensity, an entity stops for good.
-    Kind,
+    /// An entity kind, with what the entity needs to passivate: past its
+    /// intensity, an entity stops for good.
+    Kind(Box<Passivating>),
     Actor(Arc<dyn Lane>),
 }
 
@@ -905,5 +918,22 @@ impl Children {
                 let _ = task.await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_ids_count_from_one_and_are_refused_once_spent() {
+        let counter = AtomicU32::new(0);
+        assert_eq!(next_system_id(&counter), Ok(1));
+        assert_eq!(next_system_id(&counter), Ok(2));
+        let counter = AtomicU32::new(u32::MAX - 1);
+        assert_eq!(next_system_id(&counter), Ok(u32::MAX));
+        assert_eq!(next_system_id(&counter), Err(SystemError::IdsExhausted));
+        // Spent stays spent: no id is handed out twice.
+        assert_eq!(next_system_id(&counter), Err(SystemError::IdsExhausted));
     }
 }
