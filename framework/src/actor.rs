@@ -740,9 +740,12 @@ impl<A: Actor> Context<A> {
     {
         let parent = Parent::Actor(self.addr.cell.clone());
         let strategy = self.supervision.strategy;
-        let children = self
-            .children
-            .get_or_insert_with(|| Arc::new(Children::new(strategy)));
+        let system = &self.system;
+        let children = self.children.get_or_insert_with(|| {
+            let list = Arc::new(Children::new(strategy));
+            system.register_children(&list);
+            list
+        });
         crate::runtime::spawn_actor(&self.system, name, parent, children, configure, factory)
     }
 

@@ -473,7 +473,6 @@ where
         passivation,
     };
     let system_id = core.id;
-    system.register(id, cell.clone());
     siblings.add(
         id,
         cell,
@@ -933,7 +932,6 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
             }
             cell.mailbox.retire();
             self.siblings.remove(cell.id);
-            self.cx.system.deregister(cell.id);
         }
     }
 

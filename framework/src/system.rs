@@ -300,7 +300,7 @@ impl SystemBuilder {
                 seed,
                 shutdown_timeout: self.shutdown_timeout,
                 next_actor: AtomicU64::new(0),
-                registry: Mutex::new(Registry::default()),
+                lists: Mutex::new(Vec::new()),
                 root: Arc::new(Children::new(self.root_strategy)),
                 shutdown_started: AtomicBool::new(false),
                 report: report_tx,
@@ -310,12 +310,6 @@ impl SystemBuilder {
             }),
         })
     }
-}
-
-#[derive(Default)]
-struct Registry {
-    /// Live actors by id, which is also their spawn order.
-    lanes: BTreeMap<u64, Arc<dyn Lane>>,
 }
 
 struct Shared {
@@ -328,7 +322,10 @@ struct Shared {
     seed: u64,
     shutdown_timeout: Duration,
     next_actor: AtomicU64,
-    registry: Mutex<Registry>,
+    /// The children lists of actors that have spawned children. With the
+    /// root's and the entity kinds', they hold every live actor once: the
+    /// system keeps no list of its own with an entry per actor.
+    lists: Mutex<Vec<Weak<Children>>>,
     root: Arc<Children>,
     shutdown_started: AtomicBool,
     report: watch::Sender<Option<ShutdownReport>>,
@@ -617,15 +614,21 @@ impl System {
 
     /// The gauges of every live mailbox, in spawn order.
     pub fn mailboxes(&self) -> Vec<MailboxGauges> {
-        let lanes: Vec<_> = self
-            .shared
-            .registry
-            .lock()
-            .lanes
-            .values()
-            .cloned()
-            .collect();
-        lanes.iter().map(|l| l.gauges()).collect()
+        self.live_lanes().iter().map(|(_, l)| l.gauges()).collect()
+    }
+
+    /// Every live actor's lane with its id, in spawn order: gathered from
+    /// the supervisors' lists of children.
+    fn live_lanes(&self) -> Vec<(u64, Arc<dyn Lane>)> {
+        let mut lists = vec![self.shared.root.clone()];
+        lists.extend(self.shared.kinds.lock().iter().map(|k| k.children()));
+        lists.extend(self.shared.lists.lock().iter().filter_map(Weak::upgrade));
+        let mut lanes = Vec::new();
+        for list in lists {
+            list.lanes_into(&mut lanes);
+        }
+        lanes.sort_unstable_by_key(|(id, _)| *id);
+        lanes
     }
 
     /// The gauges of every entity kind, in creation order.
@@ -697,15 +700,7 @@ impl System {
             .is_ok();
         if !settled {
             core.state.store(PAST_DEADLINE, Ordering::Release);
-            let lanes: Vec<_> = self
-                .shared
-                .registry
-                .lock()
-                .lanes
-                .values()
-                .cloned()
-                .collect();
-            for lane in lanes {
+            for (_, lane) in self.live_lanes() {
                 lane.cancel();
             }
         }
@@ -813,13 +808,16 @@ impl System {
         }
     }
 
-    pub(crate) fn register(&self, id: u64, lane: Arc<dyn Lane>) {
-        let mut registry = self.shared.registry.lock();
-        registry.lanes.insert(id, lane);
-    }
-
-    pub(crate) fn deregister(&self, id: u64) {
-        self.shared.registry.lock().lanes.remove(&id);
+    /// Makes an actor's new children list known to the system (see
+    /// [`live_lanes`](Self::live_lanes)).
+    pub(crate) fn register_children(&self, list: &Arc<Children>) {
+        let mut lists = self.shared.lists.lock();
+        // Lists of actors that have ended are dropped when the vector is
+        // full, before it grows: amortised, and bounded by the live ones.
+        if lists.len() == lists.capacity() {
+            lists.retain(|l| l.strong_count() > 0);
+        }
+        lists.push(Arc::downgrade(list));
     }
 }
 
@@ -885,6 +883,11 @@ impl Children {
         self.list.lock().remove(&id);
     }
 
+    /// Adds every child's id and lane to `out`.
+    fn lanes_into(&self, out: &mut Vec<(u64, Arc<dyn Lane>)>) {
+        out.extend(self.list.lock().iter().map(|(id, c)| (*id, c.lane.clone())));
+    }
+
     /// Applies the strategy after child `failed` failed.
     pub(crate) fn restart_peers(&self, failed: u64, name: &str, failure: &str) {
         let peers: Vec<Arc<dyn Lane>> = {
@@ -911,10 +914,19 @@ impl Children {
 
     /// Stops every child, last started first, each after its own children.
     pub(crate) async fn stop_all(&self) {
-        let children = std::mem::take(&mut *self.list.lock());
-        for (_, mut child) in children.into_iter().rev() {
-            child.lane.control(Control::Stop);
-            if let Some(task) = child.task.take() {
+        // Each child stays listed until its loop has ended and removed it,
+        // so that the system still sees it (gauges, the shutdown deadline's
+        // cancellation) while it stops.
+        let children: Vec<_> = self
+            .list
+            .lock()
+            .values_mut()
+            .rev()
+            .map(|child| (child.lane.clone(), child.task.take()))
+            .collect();
+        for (lane, task) in children {
+            lane.control(Control::Stop);
+            if let Some(task) = task {
                 let _ = task.await;
             }
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{Counter, Events, Exclusive, Num, Query, log, quiet_panics};
 use mercato::{
-    Actor, AskError, Backoff, Context, DeadLetterReason, HandlerError, Intensity, Overflow,
+    Actor, Addr, AskError, Backoff, Context, DeadLetterReason, HandlerError, Intensity, Overflow,
     Restart, ShutdownReason, System, TellError,
 };
 
@@ -679,6 +679,73 @@ async fn promise_5_shutdown_deadline_cancels_and_reports_what_was_not_delivered(
     assert_eq!(seqs, vec![60_000, 1, 2]);
 }
 
+/// Spawns a `Slow` child when started and hands its address out.
+struct SlowParent {
+    child: std::sync::Arc<std::sync::Mutex<Option<Addr<Slow>>>>,
+}
+
+message_enum!(SlowParentMsg for SlowParent {
+    tell Num(Num),
+});
+
+impl Actor for SlowParent {
+    type Msg = SlowParentMsg;
+    async fn started(&mut self, cx: &mut Context<Self>) -> Result<(), HandlerError> {
+        let child = cx.spawn("slow.child", || Slow)?;
+        *self.child.lock().unwrap() = Some(child);
+        Ok(())
+    }
+    async fn handle(
+        &mut self,
+        _msg: &mut SlowParentMsg,
+        _cx: &mut Context<Self>,
+    ) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn promise_5_the_shutdown_deadline_cancels_a_child_handler_even_while_its_parent_stops() {
+    let system = System::builder().build().unwrap();
+    let slot: std::sync::Arc<std::sync::Mutex<Option<Addr<Slow>>>> = std::sync::Arc::default();
+    let s = std::sync::Arc::clone(&slot);
+    let parent = system
+        .spawn("slow.parent", move || SlowParent { child: s.clone() })
+        .unwrap();
+    system.settled().await;
+    let child = slot.lock().unwrap().clone().unwrap();
+    child
+        .tell(Num {
+            sender: 0,
+            seq: 60_000,
+        })
+        .await
+        .unwrap(); // runs 60 s
+    child.tell(Num { sender: 0, seq: 1 }).await.unwrap();
+    tokio::task::yield_now().await;
+    // The parent stops its children first: it now waits for the child's
+    // handler, and the child must stay within the shutdown's reach.
+    parent.stop();
+    tokio::task::yield_now().await;
+    let start = tokio::time::Instant::now();
+    let report = system.shutdown(Duration::from_secs(1)).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "the deadline was kept for a child's handler: {:?}",
+        start.elapsed()
+    );
+    assert!(!report.settled);
+    assert_eq!(report.in_flight.len(), 1);
+    assert_eq!(report.in_flight[0].actor, "slow.child");
+    assert_eq!(
+        report.in_flight[0].reason,
+        DeadLetterReason::CancelledAtShutdown
+    );
+    assert_eq!(report.undelivered.len(), 1);
+    assert_eq!(report.undelivered[0].actor, "slow.child");
+    assert!(system.mailboxes().is_empty());
+}
+
 /// Logs its name when it stops; spawns the named children when started.
 struct Node {
     name: &'static str,
@@ -741,6 +808,44 @@ async fn promise_5_shutdown_stops_children_first_in_reverse_start_order() {
             "second.c", "second.b", "second.a", "second", "first.b", "first.a", "first"
         ]
     );
+    assert!(system.mailboxes().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn mailboxes_lists_every_live_actor_in_spawn_order() {
+    let system = System::builder().build().unwrap();
+    let stops = log();
+    let s = stops.clone();
+    let first = system
+        .spawn("first", move || Node {
+            name: "first",
+            children: vec!["first.a"],
+            stops: s.clone(),
+        })
+        .unwrap();
+    system.settled().await;
+    let s = stops.clone();
+    system
+        .spawn("second", move || Node {
+            name: "second",
+            children: vec!["second.a", "second.b"],
+            stops: s.clone(),
+        })
+        .unwrap();
+    system.settled().await;
+    let names = |system: &System| -> Vec<String> {
+        system.mailboxes().into_iter().map(|g| g.actor).collect()
+    };
+    assert_eq!(
+        names(&system),
+        vec!["first", "first.a", "second", "second.a", "second.b"]
+    );
+    // An actor that stops leaves the list with its children.
+    first.stop();
+    system.settled().await;
+    assert_eq!(stops.take(), vec!["first.a", "first"]);
+    assert_eq!(names(&system), vec!["second", "second.a", "second.b"]);
+    system.shutdown(Duration::from_secs(1)).await;
     assert!(system.mailboxes().is_empty());
 }
 
