@@ -938,6 +938,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_lists_of_ended_actors_are_dropped_and_the_live_ones_kept() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let _entered = runtime.enter();
+        let system = System::builder().build().expect("a system");
+        let live = Arc::new(Children::new(Strategy::OneForOne));
+        system.register_children(&live);
+        for _ in 0..1_000 {
+            // An actor that had children and has ended.
+            system.register_children(&Arc::new(Children::new(Strategy::OneForOne)));
+        }
+        let lists = system.shared.lists.lock();
+        assert!(
+            lists.len() <= 8 && lists.capacity() <= 8,
+            "{} lists kept (capacity {}) for one live one",
+            lists.len(),
+            lists.capacity()
+        );
+        assert!(
+            lists
+                .iter()
+                .any(|l| l.upgrade().is_some_and(|l| Arc::ptr_eq(&l, &live))),
+            "the live list was dropped"
+        );
+    }
+
+    #[test]
     fn system_ids_count_from_one_and_are_refused_once_spent() {
         let counter = AtomicU32::new(0);
         assert_eq!(next_system_id(&counter), Ok(1));
