@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{Counter, Events, Exclusive, Num, Query, log, quiet_panics};
 use mercato::{
     Actor, Addr, AskError, Backoff, Context, DeadLetterReason, HandlerError, Intensity, Overflow,
-    Restart, ShutdownReason, System, TellError,
+    Restart, ShutdownReason, System, SystemError, TellError,
 };
 
 // ---------------------------------------------------------------- actors
@@ -677,6 +677,83 @@ async fn promise_5_shutdown_deadline_cancels_and_reports_what_was_not_delivered(
         .map(|n| n.seq)
         .collect();
     assert_eq!(seqs, vec![60_000, 1, 2]);
+}
+
+/// Spawns a child for every `Num` it handles, and logs whether it could.
+struct Spawner {
+    spawned: common::parking_lot_free::Log<bool>,
+}
+
+message_enum!(SpawnerMsg for Spawner {
+    tell Num(Num),
+});
+
+impl Actor for Spawner {
+    type Msg = SpawnerMsg;
+    async fn handle(
+        &mut self,
+        _msg: &mut SpawnerMsg,
+        cx: &mut Context<Self>,
+    ) -> Result<(), HandlerError> {
+        self.spawned
+            .push(cx.spawn("spawner.child", || Slow).is_ok());
+        Ok(())
+    }
+}
+
+/// Tells a `Spawner` a little after each `Num` it handles.
+struct Herald {
+    to: Addr<Spawner>,
+}
+
+message_enum!(HeraldMsg for Herald {
+    tell Num(Num),
+});
+
+impl Actor for Herald {
+    type Msg = HeraldMsg;
+    async fn handle(
+        &mut self,
+        msg: &mut HeraldMsg,
+        _cx: &mut Context<Self>,
+    ) -> Result<(), HandlerError> {
+        let HeraldMsg::Num(n) = msg;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        self.to.tell(**n).await?;
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn promise_5_while_draining_only_the_systems_own_actors_spawn() {
+    let system = System::builder().build().unwrap();
+    let spawned = log();
+    let s = spawned.clone();
+    let spawner = system
+        .spawn("spawner", move || Spawner { spawned: s.clone() })
+        .unwrap();
+    let herald = system
+        .spawn("herald", move || Herald {
+            to: spawner.clone(),
+        })
+        .unwrap();
+    herald.tell(Num { sender: 0, seq: 1 }).await.unwrap();
+    let shutdown = {
+        let system = system.clone();
+        tokio::spawn(async move { system.shutdown(Duration::from_secs(60)).await })
+    };
+    tokio::task::yield_now().await;
+    // While the system drains, a spawn from outside is refused...
+    assert!(matches!(
+        system.spawn("outside", || Slow),
+        Err(SystemError::ShuttingDown)
+    ));
+    let report = shutdown.await.unwrap();
+    // ...and one from a handler, for a message sent while draining, is not.
+    assert_eq!(spawned.take(), vec![true]);
+    assert!(report.settled);
+    assert!(report.undelivered.is_empty() && report.in_flight.is_empty());
+    assert!(system.mailboxes().is_empty());
 }
 
 /// Spawns a `Slow` child when started and hands its address out.
