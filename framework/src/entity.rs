@@ -380,7 +380,7 @@ impl<A: Actor> Entities<A> {
 impl<A: Actor> Kind<A> {
     fn refuse(&self, key: &Key, message: A::Msg, reason: DeadLetterReason) -> DeadLetterReason {
         if let Some(system) = self.system.upgrade() {
-            let target: Arc<str> = Arc::from(format!("{}/{key}", self.name));
+            let target: Arc<str> = Arc::from(key.name_under(&self.name));
             record_message(system.core(), target, message, reason, None);
         }
         reason
@@ -398,7 +398,7 @@ impl<A: Actor> Kind<A> {
         let config = self.config;
         let addr = spawn_actor(
             &system,
-            &format!("{}/{key}", self.name),
+            &key.name_under(&self.name),
             Parent::Kind(Passivating::new(config.passivate_after_value(), link)),
             &self.children,
             move |_| config,

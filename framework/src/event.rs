@@ -124,6 +124,38 @@ impl fmt::Display for Key {
     }
 }
 
+impl Key {
+    /// `prefix`, a slash and the key, as [`Display`](fmt::Display) would
+    /// write them, without the formatting machinery for an integer that
+    /// fits in 64 bits: an entity's name, made at every activation.
+    pub(crate) fn name_under(&self, prefix: &str) -> String {
+        let mut digits = [0u8; 20];
+        let tail = match self {
+            Key::Str(s) => &**s,
+            Key::Int(n) => match u64::try_from(*n) {
+                Ok(mut n) => {
+                    let mut at = digits.len();
+                    loop {
+                        at -= 1;
+                        digits[at] = b'0' + (n % 10) as u8;
+                        n /= 10;
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                    std::str::from_utf8(&digits[at..]).unwrap_or_default()
+                }
+                Err(_) => return format!("{prefix}/{n}"),
+            },
+        };
+        let mut name = String::with_capacity(prefix.len() + 1 + tail.len());
+        name.push_str(prefix);
+        name.push('/');
+        name.push_str(tail);
+        name
+    }
+}
+
 macro_rules! key_from_int {
     ($($t:ty),*) => {$(
         impl From<$t> for Key {
@@ -689,6 +721,20 @@ mod tests {
     use super::{AckHandle, Acknowledge, Envelope, Event, EventId, Key};
     use std::collections::HashSet;
     use std::hash::BuildHasher;
+
+    proptest::proptest! {
+        #[test]
+        fn a_name_under_a_prefix_reads_as_the_key_displayed(
+            prefix in ".{0,12}",
+            n in proptest::prelude::any::<u128>(),
+            small in proptest::prelude::any::<u64>(),
+            text in ".{0,12}",
+        ) {
+            for key in [Key::Int(n), Key::from(small), Key::Int(0), Key::from(text.as_str())] {
+                proptest::prop_assert_eq!(key.name_under(&prefix), format!("{prefix}/{key}"));
+            }
+        }
+    }
 
     #[test]
     fn equal_keys_hash_alike_and_distinct_keys_stay_apart_in_a_set() {
