@@ -473,16 +473,18 @@ where
         passivation,
     };
     let system_id = core.id;
+    // The loop's future is made where it is spawned: until then only its
+    // state (a fraction of its size) is moved around.
     siblings.add(
         id,
         cell,
-        |task| {
+        |run: ActorRun<A, F>| {
             system.handle().spawn(InActorTask {
                 current: Current::of_system(system_id),
-                task,
+                task: run.run(),
             })
         },
-        run.run(),
+        run,
     );
     Ok(addr)
 }
