@@ -521,6 +521,19 @@ impl Passivating {
             timer: None,
         })
     }
+
+    /// Polls the idle timer; `armed` is false at the start of an idle
+    /// spell, when the timer is set to a full idle time from now.
+    fn poll_idle(&mut self, armed: &mut bool, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let after = self.after;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+        if !std::mem::replace(armed, true) {
+            timer.as_mut().reset(tokio::time::Instant::now() + after);
+        }
+        timer.as_mut().poll(cx)
+    }
 }
 
 /// How one life of an instance ended.
@@ -751,22 +764,12 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                                         if next.is_ready() {
                                             return next.map(Some);
                                         }
-                                        if let Some(link) = &mut self.passivation {
-                                            let after = link.after;
-                                            let timer = link.timer.get_or_insert_with(|| {
-                                                Box::pin(tokio::time::sleep(after))
-                                            });
-                                            if !armed {
-                                                timer
-                                                    .as_mut()
-                                                    .reset(tokio::time::Instant::now() + after);
-                                                armed = true;
+                                        match &mut self.passivation {
+                                            Some(link) => {
+                                                link.poll_idle(&mut armed, cx).map(|()| None)
                                             }
-                                            if timer.as_mut().poll(cx).is_ready() {
-                                                return Poll::Ready(None);
-                                            }
+                                            None => Poll::Pending,
                                         }
-                                        Poll::Pending
                                     })
                                     .await;
                                     match next {
