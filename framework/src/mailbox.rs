@@ -52,7 +52,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::error::ConfigError;
-use crate::sync::{AtomicBool, AtomicU64, Mutex};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex};
 use std::sync::atomic::Ordering;
 
 /// What a full mailbox does with one more message. See the [module](self) docs.
@@ -263,8 +263,9 @@ struct State<M> {
     receiver: Option<Waker>,
     /// The control lane and the senders waiting for room, made on first use.
     rare: Option<Box<Rare>>,
-    high_water: usize,
     enqueued: u64,
+    /// At most the capacity, which fits in 32 bits.
+    high_water: u32,
     closed: bool,
     /// The receiver took an item (a message, a control signal, or its own
     /// start or stop) and has not asked for the next one yet. Through a batch
@@ -275,14 +276,23 @@ struct State<M> {
     // Not touched by a send that finds room.
     cancel: bool,
     retired: bool,
-    /// When the item now running first waited (or was first seen running),
-    /// and which started item that was.
-    running_since: Option<(tokio::time::Instant, u64)>,
+    /// The size the queue's buffer takes when it first grows after a swap
+    /// (the batch's), so that it grows once, not by doubling. At most the
+    /// capacity.
+    spare: u32,
     rejected: u64,
     dropped: u64,
-    /// The size the queue's buffer takes when it first grows after a swap
-    /// (the batch's), so that it grows once, not by doubling.
-    spare: usize,
+    /// The clock of the item now running, made the first time one waits or
+    /// is seen running (most actors' handlers never wait, so most mailboxes
+    /// carry only the pointer) and kept.
+    clock: Option<Box<Clock>>,
+}
+
+/// When the item now running first waited (or was first seen running), and
+/// which started item that was (its `started` count).
+#[derive(Debug)]
+struct Clock {
+    since: Option<(tokio::time::Instant, u32)>,
 }
 
 /// What most mailboxes never use, or only at the end: the control lane and
@@ -339,7 +349,7 @@ impl<M> State<M> {
     /// buffer, empty after a batch swap, grows once to the batch's size.
     fn enqueue(&mut self, message: M) {
         if self.queue.capacity() == 0 {
-            self.queue.reserve(self.spare);
+            self.queue.reserve(self.spare as usize);
         }
         self.queue.push_back(message);
     }
@@ -394,28 +404,48 @@ impl Busy {
     }
 }
 
+/// What the owner of a mailbox keeps inside it (an actor's cell keeps its
+/// name, id and system there), and the [`Busy`] count the mailbox reports
+/// to, if any.
+pub(crate) trait Owner {
+    /// The count of owners with work that this mailbox is counted in.
+    fn busy(&self) -> Option<&Busy>;
+}
+
+impl Owner for () {
+    fn busy(&self) -> Option<&Busy> {
+        None
+    }
+}
+
+impl Owner for std::sync::Arc<Busy> {
+    fn busy(&self) -> Option<&Busy> {
+        Some(self)
+    }
+}
+
 /// A bounded multi-producer, single-consumer queue with a control lane.
 ///
 /// Laid out in order, so that senders and the receiver do not write to the
 /// same cache line for every message: first what a send reads or writes
 /// (the bound, `in_hand`, the lock and the front of [`State`]), then fields
-/// a send does not touch (the back of `State`), then what the receiver
-/// reads or writes for every message it starts. The fields in between span
-/// 48 bytes, which with the 16-byte alignment that allocators give on
-/// 64-bit targets keeps the two ends at least one 64-byte line apart (a
-/// test checks the offsets). For the same reason the receiver publishes
-/// `in_hand` every [`SYNC_EVERY`] messages, not at each one.
+/// a send does not touch (the back of `State`, and the owner's fields),
+/// then what the receiver reads or writes for every message it starts. The
+/// fields in between span at least 48 bytes for an actor's cell, which with
+/// the 16-byte alignment that allocators give on 64-bit targets keeps the
+/// two ends at least one 64-byte line apart (a test checks the offsets).
+/// For the same reason the receiver publishes `in_hand` every
+/// [`SYNC_EVERY`] messages, not at each one.
 #[repr(C)]
-pub(crate) struct Mailbox<M> {
+pub(crate) struct Mailbox<M, O = ()> {
     // Read by every send.
     /// At most `u32::MAX` ([`MailboxConfig::validate`]), so that it shares
     /// eight bytes with `overflow`.
     capacity: u32,
     overflow: Overflow,
-    busy: Option<std::sync::Arc<Busy>>,
     /// Messages in the receiver's batch, not yet started, as the receiver
     /// last reported them, with its `started` count at the time (the count
-    /// in the high 32 bits, the low 32 bits of `started` in the low ones).
+    /// in the high 32 bits, `started` in the low ones).
     /// Only the receiver writes it: under the lock whenever it takes from the
     /// queue, and without it every [`SYNC_EVERY`] messages it starts from its
     /// batch, not at each one, since a write per message would move this
@@ -426,15 +456,19 @@ pub(crate) struct Mailbox<M> {
     /// since (see [`Mailbox::in_hand_now`]). So the bound is exact.
     in_hand: AtomicU64,
     state: Mutex<State<M>>,
+    // Not touched by a send or the receiver's message.
+    /// What the owner keeps here; see [`Owner`].
+    pub(crate) owner: O,
     // Read or written by the receiver for every message.
     /// A control signal is queued: the receiver stops taking from its batch.
     control_pending: AtomicBool,
     /// A sender waits for room: the receiver comes back under the lock every
     /// [`SYNC_EVERY`] messages to make room known.
     senders_waiting: AtomicBool,
-    /// How many items the receiver has started, so that the `running_for`
-    /// clock belongs to the one running now.
-    started: AtomicU64,
+    /// How many items the receiver has started (wrapping: it is only
+    /// compared with counts taken shortly before), so that the
+    /// `running_for` clock belongs to the one running now.
+    started: AtomicU32,
     /// Messages whose handling has finished. Only the receiver writes it.
     processed: AtomicU64,
     /// The receiver's batch when the loom models drive the mailbox.
@@ -469,7 +503,7 @@ impl<M> Default for Batch<M> {
     }
 }
 
-impl<M> fmt::Debug for Mailbox<M> {
+impl<M, O> fmt::Debug for Mailbox<M, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mailbox")
             .field("capacity", &self.capacity)
@@ -479,8 +513,18 @@ impl<M> fmt::Debug for Mailbox<M> {
 }
 
 impl<M> Mailbox<M> {
+    /// A mailbox with no owner's fields, counted nowhere.
+    #[cfg(any(test, loom))]
     pub(crate) fn new(config: MailboxConfig) -> Self {
-        Mailbox {
+        Mailbox::owned(config, ())
+    }
+}
+
+impl<M, O: Owner> Mailbox<M, O> {
+    /// A mailbox holding `owner`'s fields, counted in the owner's `Busy`
+    /// while the owner has work.
+    pub(crate) fn owned(config: MailboxConfig, owner: O) -> Self {
+        let mailbox = Mailbox {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 receiver: None,
@@ -491,33 +535,25 @@ impl<M> Mailbox<M> {
                 // message: its start hook counts as running.
                 running: true,
                 retired: false,
-                running_since: None,
                 high_water: 0,
                 enqueued: 0,
                 rejected: 0,
                 dropped: 0,
+                clock: None,
                 counted_busy: false,
                 spare: 0,
             }),
             capacity: u32::try_from(config.capacity)
                 .expect("`MailboxConfig::validate` keeps a capacity within u32"),
             overflow: config.overflow,
-            busy: None,
+            owner,
             in_hand: AtomicU64::new(0),
             control_pending: AtomicBool::new(false),
             senders_waiting: AtomicBool::new(false),
-            started: AtomicU64::new(0),
+            started: AtomicU32::new(0),
             processed: AtomicU64::new(0),
             #[cfg(loom)]
             loom_batch: std::sync::Mutex::new(Batch::default()),
-        }
-    }
-
-    /// A mailbox counted in `busy` while its owner has work.
-    pub(crate) fn counted(config: MailboxConfig, busy: std::sync::Arc<Busy>) -> Self {
-        let mailbox = Mailbox {
-            busy: Some(busy),
-            ..Self::new(config)
         };
         // Count the owner's start as work from the outset.
         drop(mailbox.lock());
@@ -525,7 +561,7 @@ impl<M> Mailbox<M> {
     }
 
     /// Locks the state; unlocking brings the `Busy` count in line with it.
-    fn lock(&self) -> Locked<'_, M> {
+    fn lock(&self) -> Locked<'_, M, O> {
         Locked {
             mailbox: self,
             state: self.state.lock(),
@@ -534,11 +570,12 @@ impl<M> Mailbox<M> {
 
     /// Brings the `Busy` count in line with the state, under its lock.
     fn account(&self, state: &mut State<M>) {
-        let Some(busy) = &self.busy else { return };
         let has_work = state.has_work();
         if has_work != state.counted_busy {
-            state.counted_busy = has_work;
-            if has_work { busy.up() } else { busy.down() }
+            if let Some(busy) = self.owner.busy() {
+                state.counted_busy = has_work;
+                if has_work { busy.up() } else { busy.down() }
+            }
         }
     }
 
@@ -571,15 +608,17 @@ impl<M> Mailbox<M> {
     /// as making `held` messages: exactly, but without reading the exact
     /// count unless that could be a new mark.
     fn note_high_water(&self, state: &mut State<M>, held: usize) {
-        if held > state.high_water {
-            state.high_water = state.high_water.max(self.held(state));
+        if held > state.high_water as usize {
+            // Never more than the capacity, a `u32`.
+            let now = u32::try_from(self.held(state)).unwrap_or(u32::MAX);
+            state.high_water = state.high_water.max(now);
         }
     }
 
     /// Reports `len` messages in the receiver's batch as of its `started`
     /// count now. Receiver only.
     fn report_in_hand(&self, len: usize) {
-        let at = self.started.load(Ordering::Relaxed) as u32;
+        let at = self.started.load(Ordering::Relaxed);
         self.in_hand
             .store(((len as u64) << 32) | u64::from(at), Ordering::Release);
     }
@@ -594,7 +633,7 @@ impl<M> Mailbox<M> {
     /// between reports it only starts items from the reported one.
     fn in_hand_now(&self) -> usize {
         let report = self.in_hand.load(Ordering::Acquire);
-        let started = self.started.load(Ordering::Acquire) as u32;
+        let started = self.started.load(Ordering::Acquire);
         let since = started.wrapping_sub(report as u32);
         ((report >> 32) as usize).saturating_sub(since as usize)
     }
@@ -677,7 +716,7 @@ impl<M> Mailbox<M> {
     }
 
     /// Pushes, waiting for room when the policy is `Backpressure`.
-    pub(crate) fn push<T, W: FnOnce(T) -> M>(&self, value: T, wrap: W) -> Push<'_, M, T, W> {
+    pub(crate) fn push<T, W: FnOnce(T) -> M>(&self, value: T, wrap: W) -> Push<'_, M, T, W, O> {
         Push {
             mailbox: self,
             value: Some((value, wrap)),
@@ -822,8 +861,10 @@ impl<M> Mailbox<M> {
             *slot = batch.items.pop_front();
             batch.running_message = true;
             batch.since_sync = batch.since_sync.saturating_add(1);
-            self.started
-                .store(self.started.load(Ordering::Relaxed) + 1, Ordering::Release);
+            self.started.store(
+                self.started.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Release,
+            );
             // Reported in steps (see `in_hand`); senders who find the
             // report full count what was started since.
             if batch.since_sync % SYNC_EVERY == 0 {
@@ -865,7 +906,7 @@ impl<M> Mailbox<M> {
                 // send, straight to the batch's size, so that in steady state
                 // neither grows (and a send allocates nothing); an actor that
                 // gets nothing more keeps one buffer, not two.
-                state.spare = batch.items.capacity();
+                state.spare = u32::try_from(batch.items.capacity()).unwrap_or(u32::MAX);
             }
             let taken = if control.is_some() {
                 Poll::Ready(control)
@@ -880,8 +921,10 @@ impl<M> Mailbox<M> {
                 Poll::Pending
             };
             if let Poll::Ready(control) = &taken {
-                self.started
-                    .store(self.started.load(Ordering::Relaxed) + 1, Ordering::Release);
+                self.started.store(
+                    self.started.load(Ordering::Relaxed).wrapping_add(1),
+                    Ordering::Release,
+                );
                 state.running = true;
                 batch.running_message = control.is_none();
             }
@@ -973,12 +1016,16 @@ impl<M> Mailbox<M> {
             actor: actor.to_owned(),
             capacity: self.capacity(),
             depth: self.held(&state),
-            high_water: state.high_water,
+            high_water: state.high_water as usize,
             enqueued: state.enqueued,
             processed: self.processed.load(Ordering::Acquire),
             rejected: state.rejected,
             dropped: state.dropped,
-            running_for: state.running_since.map(|(t, _)| t.elapsed()),
+            running_for: state
+                .clock
+                .as_ref()
+                .and_then(|clock| clock.since)
+                .map(|(t, _)| t.elapsed()),
         }
     }
 
@@ -1006,39 +1053,46 @@ impl<M> Mailbox<M> {
 impl<M> State<M> {
     /// Starts the clock of what runs now (the `started`-th item), if it is
     /// not started yet.
-    fn stamp_running(&mut self, started: u64) {
-        let stamped = self.running_since.is_some_and(|(_, item)| item == started);
-        if self.running && !stamped {
-            self.running_since = Some((tokio::time::Instant::now(), started));
+    fn stamp_running(&mut self, started: u32) {
+        if !self.running {
+            return;
+        }
+        let clock = self
+            .clock
+            .get_or_insert_with(|| Box::new(Clock { since: None }));
+        if clock.since.is_none_or(|(_, item)| item != started) {
+            clock.since = Some((tokio::time::Instant::now(), started));
         }
     }
 
     fn finish_locked(&mut self) {
         self.running = false;
-        self.running_since = None;
+        if let Some(clock) = self.clock.as_mut() {
+            clock.since = None;
+        }
     }
 }
 
 /// The locked state of a mailbox; see [`Mailbox::lock`].
-struct Locked<'a, M> {
-    mailbox: &'a Mailbox<M>,
+struct Locked<'a, M, O: Owner> {
+    mailbox: &'a Mailbox<M, O>,
     state: crate::sync::MutexGuard<'a, State<M>>,
 }
 
-impl<M> std::ops::Deref for Locked<'_, M> {
+impl<M, O: Owner> std::ops::Deref for Locked<'_, M, O> {
     type Target = State<M>;
     fn deref(&self) -> &State<M> {
         &self.state
     }
 }
 
-impl<M> std::ops::DerefMut for Locked<'_, M> {
+impl<M, O: Owner> std::ops::DerefMut for Locked<'_, M, O> {
     fn deref_mut(&mut self) -> &mut State<M> {
         &mut self.state
     }
 }
 
-impl<M> Drop for Locked<'_, M> {
+impl<M, O: Owner> Drop for Locked<'_, M, O> {
     fn drop(&mut self) {
         self.mailbox.account(&mut self.state);
     }
@@ -1050,15 +1104,15 @@ enum Attempt<M, T> {
 }
 
 /// The future of [`Mailbox::push`].
-pub(crate) struct Push<'a, M, T, W> {
-    mailbox: &'a Mailbox<M>,
+pub(crate) struct Push<'a, M, T, W, O: Owner = ()> {
+    mailbox: &'a Mailbox<M, O>,
     value: Option<(T, W)>,
     waiter: Option<u64>,
 }
 
-impl<M, T, W> Unpin for Push<'_, M, T, W> {}
+impl<M, T, W, O: Owner> Unpin for Push<'_, M, T, W, O> {}
 
-impl<M, T, W: FnOnce(T) -> M> Future for Push<'_, M, T, W> {
+impl<M, T, W: FnOnce(T) -> M, O: Owner> Future for Push<'_, M, T, W, O> {
     type Output = Result<Pushed<M>, Refused<T>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -1144,7 +1198,7 @@ impl<M, T, W: FnOnce(T) -> M> Future for Push<'_, M, T, W> {
     }
 }
 
-impl<M, T, W> Push<'_, M, T, W> {
+impl<M, T, W, O: Owner> Push<'_, M, T, W, O> {
     /// The value still to be queued, if any.
     #[inline]
     pub(crate) fn value_mut(&mut self) -> Option<&mut T> {
@@ -1160,7 +1214,7 @@ impl<M, T, W> Push<'_, M, T, W> {
     }
 }
 
-impl<M, T, W> Drop for Push<'_, M, T, W> {
+impl<M, T, W, O: Owner> Drop for Push<'_, M, T, W, O> {
     fn drop(&mut self) {
         if let Some(id) = self.waiter.take() {
             self.mailbox.forget_waiter(id);
@@ -1388,31 +1442,37 @@ mod tests {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn senders_and_the_receiver_write_to_different_cache_lines() {
+        use crate::runtime::{Cell, Identity};
         use std::mem::offset_of;
+        // The state lies ahead of the owner's fields, so an owner-less
+        // mailbox shows where the state's fields lie in a cell's.
         let mailbox = Mailbox::<u32>::new(MailboxConfig::default());
         let base = std::ptr::from_ref(&mailbox) as usize;
         let state = mailbox.state.lock();
         let state_field = |field: *const u8| field as usize - base;
-        let at = 16 + offset_of!(crate::runtime::Cell<u32>, mailbox);
+        assert_eq!(
+            offset_of!(Mailbox<u32>, state),
+            offset_of!(Mailbox<u32, Identity>, state)
+        );
+        let at = 16 + offset_of!(Cell<u32>, mailbox);
         let sender_fields = [
-            offset_of!(Mailbox<u32>, capacity),
-            offset_of!(Mailbox<u32>, overflow),
-            offset_of!(Mailbox<u32>, busy),
-            offset_of!(Mailbox<u32>, in_hand),
+            offset_of!(Mailbox<u32, Identity>, capacity),
+            offset_of!(Mailbox<u32, Identity>, overflow),
+            offset_of!(Mailbox<u32, Identity>, in_hand),
             state_field(std::ptr::from_ref(&state.queue).cast()),
             state_field(std::ptr::from_ref(&state.receiver).cast()),
             state_field(std::ptr::from_ref(&state.rare).cast()),
-            state_field(std::ptr::from_ref(&state.high_water).cast()),
             state_field(std::ptr::from_ref(&state.enqueued).cast()),
+            state_field(std::ptr::from_ref(&state.high_water).cast()),
             state_field(std::ptr::from_ref(&state.closed).cast()),
             state_field(std::ptr::from_ref(&state.running).cast()),
             state_field(std::ptr::from_ref(&state.counted_busy).cast()),
         ];
         let receiver_fields = [
-            offset_of!(Mailbox<u32>, control_pending),
-            offset_of!(Mailbox<u32>, senders_waiting),
-            offset_of!(Mailbox<u32>, started),
-            offset_of!(Mailbox<u32>, processed),
+            offset_of!(Mailbox<u32, Identity>, control_pending),
+            offset_of!(Mailbox<u32, Identity>, senders_waiting),
+            offset_of!(Mailbox<u32, Identity>, started),
+            offset_of!(Mailbox<u32, Identity>, processed),
         ];
         let last_sender_byte = at + sender_fields.iter().max().unwrap();
         let first_receiver_byte = at + receiver_fields.iter().min().unwrap();
@@ -1425,7 +1485,7 @@ mod tests {
         drop(state);
         // And the layout costs nothing: the cell is no larger than its
         // fields packed (8 bytes for the 4-byte capacity and 1-byte policy).
-        assert_eq!(std::mem::size_of::<crate::runtime::Cell<u32>>(), 216);
+        assert_eq!(std::mem::size_of::<Cell<u32>>(), 176);
     }
 
     #[test]

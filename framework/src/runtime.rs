@@ -17,7 +17,7 @@ use crate::actor::{Actor, Addr, Context, Message, Timers, cause_of};
 use crate::dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};
 use crate::error::SystemError;
 use crate::event::{Cause, EventId};
-use crate::mailbox::{Batch, Busy, Control, Mailbox, MailboxGauges, Push, Pushed, Refused};
+use crate::mailbox::{Batch, Busy, Control, Mailbox, MailboxGauges, Owner, Push, Pushed, Refused};
 use crate::supervise::{Restart, RestartWindow, Rng};
 use crate::system::{ActorConfig, Children, Parent, ShutdownReason, System, Undelivered};
 
@@ -185,15 +185,32 @@ impl Core {
     }
 }
 
-/// An actor's mailbox with its identity: what an [`Addr`] points at.
-/// Laid out in order: the identity, read-only, ahead of the mailbox, whose
-/// far end the receiver writes for every message (see [`Mailbox`]).
-#[repr(C)]
+/// An actor's mailbox with its identity: what an [`Addr`] points at. The
+/// identity, read-only, lies inside the mailbox, between what senders write
+/// and what the receiver writes for every message (see [`Mailbox`]); the
+/// cell reads as its identity (`cell.name`).
 pub(crate) struct Cell<M> {
+    pub(crate) mailbox: Mailbox<M, Identity>,
+}
+
+/// An actor's system, id and name.
+pub(crate) struct Identity {
     pub(crate) core: Arc<Core>,
     pub(crate) id: u64,
     pub(crate) name: Arc<str>,
-    pub(crate) mailbox: Mailbox<M>,
+}
+
+impl Owner for Identity {
+    fn busy(&self) -> Option<&Busy> {
+        Some(&self.core.busy)
+    }
+}
+
+impl<M> std::ops::Deref for Cell<M> {
+    type Target = Identity;
+    fn deref(&self) -> &Identity {
+        &self.mailbox.owner
+    }
 }
 
 impl<M: Message> Cell<M> {
@@ -291,7 +308,7 @@ pub(crate) enum SendDeadline {
 /// a wait for room (with a deadline inside handlers) only when it is full.
 pub(crate) struct Sending<'a, M, T, W> {
     cell: &'a Cell<M>,
-    push: Push<'a, M, T, W>,
+    push: Push<'a, M, T, W, Identity>,
     /// Whether the caller is an actor of this system, and its deadline;
     /// found out at the first poll unless given.
     caller: Option<(bool, Option<SendDeadline>)>,
@@ -438,10 +455,14 @@ where
     let config = system.config_for(name, configure)?;
     let id = system.next_actor_id();
     let cell = Arc::new(Cell {
-        mailbox: Mailbox::counted(config.mailbox_config(), core.busy.clone()),
-        name: Arc::from(name),
-        id,
-        core: core.clone(),
+        mailbox: Mailbox::owned(
+            config.mailbox_config(),
+            Identity {
+                core: core.clone(),
+                id,
+                name: siblings.name(name),
+            },
+        ),
     });
     let addr = Addr { cell: cell.clone() };
     let supervision = system.shared_supervision(config.supervision_config());
@@ -463,14 +484,16 @@ where
             supervision,
         },
         parent,
-        siblings: siblings.clone(),
-        rng: Rng::new(system.seed() ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
         // Restarts are counted per key for entities, across activations.
         window: passivation
             .as_ref()
             .map(|link| link.kind.restarts())
             .unwrap_or_default(),
         passivation,
+        leave: Leave {
+            siblings: siblings.clone(),
+            id,
+        },
     };
     let system_id = core.id;
     // The loop's future is made where it is spawned: until then only its
@@ -479,10 +502,11 @@ where
         id,
         cell,
         |run: ActorRun<A, F>| {
-            system.handle().spawn(InActorTask {
+            // Detached: the list, not a join handle, tells when it ends.
+            drop(system.handle().spawn(InActorTask {
                 current: Current::of_system(system_id),
                 task: run.run(),
-            })
+            }));
         },
         run,
     );
@@ -495,12 +519,28 @@ struct ActorRun<A: Actor, F> {
     /// The supervising actor; `None` for a top-level actor or an entity
     /// (which has `passivation`).
     parent: Option<Arc<dyn Lane>>,
-    siblings: Arc<Children>,
-    rng: Rng,
     window: RestartWindow,
     /// An entity's idle time, kind and idle timer (boxed: other actors have
     /// none, and every idle actor's task carries this field).
     passivation: Option<Box<Passivating>>,
+    /// Last, so that it is dropped last: what takes the actor off its
+    /// siblings' list.
+    leave: Leave,
+}
+
+/// Takes an actor off its siblings' list once its task has ended (or was
+/// dropped unfinished, with its runtime), after everything else the task
+/// held (the factory, the context) has been dropped: so a supervisor
+/// stopping its children sees them gone only then.
+struct Leave {
+    siblings: Arc<Children>,
+    id: u64,
+}
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        self.siblings.remove(self.id);
+    }
 }
 
 /// What an entity's loop needs to passivate: its idle time, its kind, and
@@ -561,6 +601,8 @@ struct Failures<M> {
     /// A message kept for a retry after a panic, handled first by the next
     /// instance.
     carry: Option<M>,
+    /// The generator of backoff jitter, made at its first draw.
+    rng: Option<Rng>,
 }
 
 impl<M> Default for Failures<M> {
@@ -569,7 +611,21 @@ impl<M> Default for Failures<M> {
             why: None,
             last: None,
             carry: None,
+            rng: None,
         }
+    }
+}
+
+impl<M> Failures<M> {
+    /// A jitter draw in `[0, 1)` from the generator of actor `id` of
+    /// `system`, seeded from the system's seed and the id: so a system built
+    /// with a seed draws the same jitter every run.
+    fn jitter(failures: &mut Option<Box<Self>>, system: &System, id: u64) -> f64 {
+        failures
+            .get_or_insert_default()
+            .rng
+            .get_or_insert_with(|| Rng::new(system.seed() ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+            .unit()
     }
 }
 
@@ -614,7 +670,7 @@ fn panic_text(payload: &(dyn Any + Send)) -> String {
 fn guarded<F: Future, M, S: Borrow<tracing::Span>>(
     fut: F,
     span: S,
-    mailbox: &Mailbox<M>,
+    mailbox: &Mailbox<M, Identity>,
 ) -> Guard<'_, F, M, S> {
     Guard {
         fut: Some(fut),
@@ -633,7 +689,7 @@ pin_project_lite::pin_project! {
         #[pin]
         fut: Option<F>,
         span: S,
-        mailbox: &'a Mailbox<M>,
+        mailbox: &'a Mailbox<M, Identity>,
     }
 }
 
@@ -663,7 +719,7 @@ impl<F: Future, M, S: Borrow<tracing::Span>> Future for Guard<'_, F, M, S> {
 }
 
 /// Sleeps unless the shutdown deadline cancels the wait; `false` if cancelled.
-async fn sleep_unless_cancelled<M>(delay: Duration, mailbox: &Mailbox<M>) -> bool {
+async fn sleep_unless_cancelled<M>(delay: Duration, mailbox: &Mailbox<M, Identity>) -> bool {
     if delay.is_zero() {
         return !mailbox.is_cancelled();
     }
@@ -837,6 +893,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                                             message,
                                             Some(failed),
                                             &cell,
+                                            &mut failures,
                                         ))
                                         .await
                                     }
@@ -899,9 +956,12 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                     break;
                 }
                 tracing::warn!(actor = %cell.name, failure = %failure, "restarting actor");
-                self.siblings.restart_peers(cell.id, &cell.name, &failure);
+                self.leave
+                    .siblings
+                    .restart_peers(cell.id, &cell.name, &failure);
                 let n = self.window.len().saturating_sub(1) as u32;
-                let delay = self.cx.supervision.backoff.delay(n, self.rng.unit());
+                let jitter = Failures::jitter(&mut failures, &self.cx.system, cell.id);
+                let delay = self.cx.supervision.backoff.delay(n, jitter);
                 // Boxed: made only for a restart.
                 if !Box::pin(sleep_unless_cancelled(delay, &cell.mailbox)).await {
                     break;
@@ -936,7 +996,6 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                 link.kind.exited(cell.id, std::mem::take(&mut self.window));
             }
             cell.mailbox.retire();
-            self.siblings.remove(cell.id);
         }
     }
 
@@ -974,6 +1033,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
         mut message: A::Msg,
         mut first: Option<Guarded<Result<(), crate::error::HandlerError>>>,
         cell: &Cell<A::Msg>,
+        failures: &mut Option<Box<Failures<A::Msg>>>,
     ) -> Outcome<A::Msg> {
         let supervision = *self.cx.supervision;
         loop {
@@ -1006,7 +1066,8 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                     let text = error.to_string();
                     if attempt <= supervision.max_retries {
                         tracing::warn!(actor = %cell.name, event = message.meta().event(), attempt, error = %text, "handler failed; retrying");
-                        let delay = supervision.backoff.delay(attempt - 1, self.rng.unit());
+                        let jitter = Failures::jitter(failures, &self.cx.system, cell.id);
+                        let delay = supervision.backoff.delay(attempt - 1, jitter);
                         if !sleep_unless_cancelled(delay, &cell.mailbox).await {
                             cell.dead_letter(
                                 message,

@@ -37,7 +37,6 @@
 //! cancelled, and the [`ShutdownReport`] lists what was undelivered and what
 //! was in flight.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -45,7 +44,6 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::actor::{Actor, Addr, Handles};
 use crate::bus::{
@@ -840,52 +838,129 @@ pub(crate) enum Parent {
     Actor(Arc<dyn Lane>),
 }
 
-struct Child {
-    lane: Arc<dyn Lane>,
-    task: Option<JoinHandle<()>>,
-}
-
-/// The children of one supervisor, by id, which is their start order.
+/// The children of one supervisor in start order, which is the order of
+/// their ids.
 pub(crate) struct Children {
     strategy: Strategy,
-    list: Mutex<BTreeMap<u64, Child>>,
+    list: Mutex<List<Arc<dyn Lane>>>,
+    /// Woken whenever a child leaves the list, for [`Children::stop_all`].
+    left: tokio::sync::Notify,
+}
+
+/// Children by id, ascending. An entry costs 24 bytes: a child that ends
+/// leaves a hole, and the holes are swept out once they are half of the
+/// entries, so that finding a child takes a binary search and removing one
+/// costs O(1) amortised; children end last started first at shutdown, and
+/// those at the end are popped at once.
+struct List<L> {
+    entries: Vec<(u64, Option<L>)>,
+    holes: usize,
+    /// The name of the child added last, shared with the next child of
+    /// that name (a pool's workers, say), so that each does not carry a
+    /// copy of its own.
+    last_name: Option<Arc<str>>,
+}
+
+impl<L> Default for List<L> {
+    fn default() -> Self {
+        List {
+            entries: Vec::new(),
+            holes: 0,
+            last_name: None,
+        }
+    }
+}
+
+impl<L> List<L> {
+    fn position(&self, id: u64) -> Result<usize, usize> {
+        self.entries.binary_search_by_key(&id, |(id, _)| *id)
+    }
+
+    fn insert(&mut self, id: u64, lane: L) {
+        // Ids are handed out in start order, so a child almost always goes
+        // at the end; one that raced a later sibling to the lock goes just
+        // before it.
+        match self.entries.last() {
+            Some((last, _)) if *last >= id => match self.position(id) {
+                // Ids are not reused; were one, it takes its old place.
+                Ok(at) => {
+                    if self.entries[at].1.replace(lane).is_none() {
+                        self.holes -= 1;
+                    }
+                }
+                Err(at) => self.entries.insert(at, (id, Some(lane))),
+            },
+            _ => self.entries.push((id, Some(lane))),
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        let Ok(at) = self.position(id) else { return };
+        if self.entries[at].1.take().is_none() {
+            return;
+        }
+        self.holes += 1;
+        while self.entries.last().is_some_and(|(_, lane)| lane.is_none()) {
+            self.entries.pop();
+            self.holes -= 1;
+        }
+        if self.holes * 2 > self.entries.len() {
+            self.entries.retain(|(_, lane)| lane.is_some());
+            self.holes = 0;
+        }
+        // A list that shrank a lot gives back its memory.
+        if self.entries.capacity() > 64 && self.entries.len() * 4 < self.entries.capacity() {
+            self.entries.shrink_to(self.entries.len() * 2);
+        }
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.position(id)
+            .is_ok_and(|at| self.entries[at].1.is_some())
+    }
+
+    fn live(&self) -> impl DoubleEndedIterator<Item = (u64, &L)> {
+        self.entries
+            .iter()
+            .filter_map(|(id, lane)| lane.as_ref().map(|lane| (*id, lane)))
+    }
 }
 
 impl Children {
     pub(crate) fn new(strategy: Strategy) -> Self {
         Children {
             strategy,
-            list: Mutex::new(BTreeMap::new()),
+            list: Mutex::new(List::default()),
+            left: tokio::sync::Notify::new(),
         }
     }
 
-    /// Adds a child and starts its task, under the lock so that a child
-    /// ending at once finds itself in the list to remove.
-    pub(crate) fn add<T>(
-        &self,
-        id: u64,
-        lane: Arc<dyn Lane>,
-        spawn: impl FnOnce(T) -> JoinHandle<()>,
-        task: T,
-    ) {
+    /// The name for a new child: shared with the child added last if the
+    /// two are the same.
+    pub(crate) fn name(&self, name: &str) -> Arc<str> {
         let mut list = self.list.lock();
-        let handle = spawn(task);
-        list.insert(
-            id,
-            Child {
-                lane,
-                task: Some(handle),
-            },
-        );
+        match &list.last_name {
+            Some(last) if **last == *name => last.clone(),
+            _ => list.last_name.insert(Arc::from(name)).clone(),
+        }
     }
 
+    /// Lists a child, then starts its task: one that ends at once finds
+    /// itself listed, to leave the list.
+    pub(crate) fn add<T>(&self, id: u64, lane: Arc<dyn Lane>, spawn: impl FnOnce(T), task: T) {
+        self.list.lock().insert(id, lane);
+        spawn(task);
+    }
+
+    /// Takes child `id` off the list: its task has ended.
     pub(crate) fn remove(&self, id: u64) {
-        self.list.lock().remove(&id);
+        self.list.lock().remove(id);
+        self.left.notify_waiters();
     }
 
     /// Adds every child's id and lane to `out`.
     fn lanes_into(&self, out: &mut Vec<(u64, Arc<dyn Lane>)>) {
-        out.extend(self.list.lock().iter().map(|(id, c)| (*id, c.lane.clone())));
+        out.extend(self.list.lock().live().map(|(id, lane)| (id, lane.clone())));
     }
 
     /// Applies the strategy after child `failed` failed.
@@ -895,13 +970,14 @@ impl Children {
             match self.strategy {
                 Strategy::OneForOne => Vec::new(),
                 Strategy::OneForAll => list
-                    .iter()
-                    .filter(|(id, _)| **id != failed)
-                    .map(|(_, c)| c.lane.clone())
+                    .live()
+                    .filter(|(id, _)| *id != failed)
+                    .map(|(_, lane)| lane.clone())
                     .collect(),
                 Strategy::RestForOne => list
-                    .range(failed + 1..)
-                    .map(|(_, c)| c.lane.clone())
+                    .live()
+                    .filter(|(id, _)| *id > failed)
+                    .map(|(_, lane)| lane.clone())
                     .collect(),
             }
         };
@@ -914,21 +990,31 @@ impl Children {
 
     /// Stops every child, last started first, each after its own children.
     pub(crate) async fn stop_all(&self) {
-        // Each child stays listed until its loop has ended and removed it,
+        // Each child stays listed until its task has ended and taken it off,
         // so that the system still sees it (gauges, the shutdown deadline's
         // cancellation) while it stops.
         let children: Vec<_> = self
             .list
             .lock()
-            .values_mut()
+            .live()
             .rev()
-            .map(|child| (child.lane.clone(), child.task.take()))
+            .map(|(id, lane)| (id, lane.clone()))
             .collect();
-        for (lane, task) in children {
+        for (id, lane) in children {
             lane.control(Control::Stop);
-            if let Some(task) = task {
-                let _ = task.await;
+            self.ended(id).await;
+        }
+    }
+
+    /// Waits until child `id` is off the list.
+    async fn ended(&self, id: u64) {
+        loop {
+            let mut left = std::pin::pin!(self.left.notified());
+            left.as_mut().enable();
+            if !self.list.lock().contains(id) {
+                return;
             }
+            left.await;
         }
     }
 }
@@ -963,6 +1049,70 @@ mod tests {
                 .any(|l| l.upgrade().is_some_and(|l| Arc::ptr_eq(&l, &live))),
             "the live list was dropped"
         );
+    }
+
+    /// A step of a children list's life: a child starts, or ends.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Add(u64),
+        Remove(u64),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..200u64).prop_map(Step::Add),
+            (0..200u64).prop_map(Step::Remove)
+        ]
+    }
+
+    proptest::proptest! {
+        // The list holds what a map by id would, in id order, with its holes
+        // counted, fewer than half of it, none at the end, and a buffer at
+        // most four times its length (or 64 entries).
+        #[test]
+        fn a_children_list_holds_the_live_children_in_id_order(
+            steps in proptest::collection::vec(step(), 0..400),
+        ) {
+            use proptest::prop_assert;
+            use proptest::prop_assert_eq;
+            let mut list = List::default();
+            let mut model = std::collections::BTreeMap::new();
+            for step in steps {
+                match step {
+                    Step::Add(id) => {
+                        list.insert(id, id * 10);
+                        model.insert(id, id * 10);
+                    }
+                    Step::Remove(id) => {
+                        list.remove(id);
+                        model.remove(&id);
+                    }
+                }
+                let live: Vec<(u64, u64)> = list.live().map(|(id, lane)| (id, *lane)).collect();
+                let expected: Vec<(u64, u64)> = model.iter().map(|(id, lane)| (*id, *lane)).collect();
+                prop_assert_eq!(&live, &expected);
+                for id in 0..200 {
+                    prop_assert_eq!(list.contains(id), model.contains_key(&id));
+                }
+                let holes = list.entries.iter().filter(|(_, lane)| lane.is_none()).count();
+                prop_assert_eq!(list.holes, holes);
+                prop_assert!(holes * 2 <= list.entries.len());
+                prop_assert!(list.entries.last().is_none_or(|(_, lane)| lane.is_some()));
+                prop_assert!(list.entries.capacity() <= (4 * list.entries.len()).max(64));
+            }
+        }
+    }
+
+    #[test]
+    fn a_child_under_the_name_of_the_last_shares_its_name() {
+        let children = Children::new(Strategy::OneForOne);
+        let first = children.name("worker");
+        let second = children.name("worker");
+        assert!(Arc::ptr_eq(&first, &second));
+        let other = children.name("cart");
+        assert_eq!(&*other, "cart");
+        assert!(!Arc::ptr_eq(&children.name("worker"), &first));
     }
 
     #[test]

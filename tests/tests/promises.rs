@@ -926,6 +926,102 @@ async fn mailboxes_lists_every_live_actor_in_spawn_order() {
     assert!(system.mailboxes().is_empty());
 }
 
+/// Sets its flag when dropped, slowly: what an actor's factory holds, such
+/// as a connection it closes on drop.
+struct SlowDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for SlowDrop {
+    fn drop(&mut self) {
+        std::thread::sleep(Duration::from_millis(50));
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Spawns a child whose factory holds a `SlowDrop`; logs, when it stops
+/// (after its child has stopped), whether the child's factory was dropped.
+struct Guardian {
+    ward: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    seen: common::parking_lot_free::Log<bool>,
+}
+
+message_enum!(GuardianMsg for Guardian {
+    tell Num(Num),
+});
+
+impl Actor for Guardian {
+    type Msg = GuardianMsg;
+    async fn started(&mut self, cx: &mut Context<Self>) -> Result<(), HandlerError> {
+        let held = SlowDrop(self.ward.clone());
+        let stops = log();
+        cx.spawn("guardian.ward", move || {
+            let _held = &held;
+            Node {
+                name: "guardian.ward",
+                children: Vec::new(),
+                stops: stops.clone(),
+            }
+        })?;
+        Ok(())
+    }
+    async fn handle(
+        &mut self,
+        _msg: &mut GuardianMsg,
+        _cx: &mut Context<Self>,
+    ) -> Result<(), HandlerError> {
+        Ok(())
+    }
+    async fn stopping(&mut self, _cx: &mut Context<Self>) {
+        self.seen
+            .push(self.ward.load(std::sync::atomic::Ordering::SeqCst));
+    }
+}
+
+// On two workers, so that the stopping parent (or the shutdown) could run
+// on one while the child's task is still being dropped on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promise_5_a_stopped_actor_has_dropped_what_its_task_held_before_its_parent_or_shutdown_goes_on()
+ {
+    let system = System::builder().build().unwrap();
+    // A parent stopping its child.
+    let ward = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = log();
+    let (w, s) = (ward.clone(), seen.clone());
+    let guardian = system
+        .spawn("guardian", move || Guardian {
+            ward: w.clone(),
+            seen: s.clone(),
+        })
+        .unwrap();
+    system.settled().await;
+    guardian.stop();
+    system.settled().await;
+    assert_eq!(
+        seen.take(),
+        vec![true],
+        "the parent stopped before its child's task had dropped its factory"
+    );
+    // The system shutting down a top-level actor.
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let held = SlowDrop(dropped.clone());
+    let stops = log();
+    system
+        .spawn("holder", move || {
+            let _held = &held;
+            Node {
+                name: "holder",
+                children: Vec::new(),
+                stops: stops.clone(),
+            }
+        })
+        .unwrap();
+    system.settled().await;
+    system.shutdown(Duration::from_secs(5)).await;
+    assert!(
+        dropped.load(std::sync::atomic::Ordering::SeqCst),
+        "shutdown returned before the actor's task had dropped its factory"
+    );
+}
+
 // ---------------------------------------------------------------- restart policies
 
 #[tokio::test(start_paused = true)]
