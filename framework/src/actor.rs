@@ -485,7 +485,7 @@ impl<A: Actor> Addr<A> {
     where
         A: Handles<E>,
     {
-        let (internal, cause) = caller_in(&self.cell.core);
+        let (internal, cause) = caller_in(self.cell.core());
         if let Some(cause) = cause {
             envelope.meta_mut().caused_by(&cause);
         }
@@ -503,7 +503,7 @@ impl<A: Actor> Addr<A> {
     {
         let mut envelope = Envelope::new(event);
         link_to_handled(&mut envelope);
-        if !self.cell.core.accepts_from_caller() {
+        if !self.cell.core().accepts_from_caller() {
             return Err(TellError::ShuttingDown(envelope));
         }
         match self.cell.mailbox.try_push(envelope, A::wrap) {
@@ -532,7 +532,7 @@ impl<A: Actor> Addr<A> {
     {
         let mut envelope = Envelope::new(query);
         link_to_handled(&mut envelope);
-        if !self.cell.core.accepts_from_caller() {
+        if !self.cell.core().accepts_from_caller() {
             return Err(AskError::ShuttingDown(envelope));
         }
         let (tx, rx) = oneshot::channel();
@@ -762,7 +762,7 @@ impl<A: Actor> Context<A> {
         link_to_handled(&mut envelope);
         let task = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            if !cell.core.timers_running() {
+            if !cell.core().timers_running() {
                 return;
             }
             // Nobody waits for a timer's message: what the mailbox refuses
@@ -803,7 +803,7 @@ impl<A: Actor> Context<A> {
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 interval.tick().await;
-                if !cell.core.timers_running() {
+                if !cell.core().timers_running() {
                     return;
                 }
                 if flag.swap(true, std::sync::atomic::Ordering::AcqRel) {

@@ -578,7 +578,7 @@ impl<A: Actor> Group<A> {
     {
         let mut envelope = Envelope::new(event);
         link_to_handled(&mut envelope);
-        if !self.inner.members[0].cell.core.accepts_from_caller() {
+        if !self.inner.members[0].cell.core().accepts_from_caller() {
             return Err(crate::error::TellError::ShuttingDown(envelope));
         }
         match self.offer(envelope) {

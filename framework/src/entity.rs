@@ -485,7 +485,7 @@ impl<A: Actor> Kind<A> {
         };
         match live {
             Some(addr) => {
-                let internal = in_actor_of(&addr.cell.core);
+                let internal = in_actor_of(addr.cell.core());
                 addr.cell
                     .send_by(envelope, A::wrap, internal, deadline.map(SendDeadline::At))
                     .await

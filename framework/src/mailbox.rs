@@ -404,23 +404,24 @@ impl Busy {
     }
 }
 
-/// What the owner of a mailbox keeps inside it (an actor's cell keeps its
-/// name, id and system there), and the [`Busy`] count the mailbox reports
-/// to, if any.
+/// What the owner of a mailbox keeps inside it: at the front, with what
+/// senders write, what they also read for every message (an actor's cell
+/// keeps its system there), and in the middle, between what senders and
+/// the receiver write, what neither touches per message (the actor's id
+/// and name). The head also leads to the [`Busy`] count the mailbox
+/// reports to, if any.
 pub(crate) trait Owner {
-    /// The count of owners with work that this mailbox is counted in.
-    fn busy(&self) -> Option<&Busy>;
+    /// Kept at the front of the mailbox.
+    type Head;
+    /// The count of owners with work that a mailbox with this head is
+    /// counted in.
+    fn busy(head: &Self::Head) -> Option<&Busy>;
 }
 
 impl Owner for () {
-    fn busy(&self) -> Option<&Busy> {
+    type Head = ();
+    fn busy(_: &()) -> Option<&Busy> {
         None
-    }
-}
-
-impl Owner for std::sync::Arc<Busy> {
-    fn busy(&self) -> Option<&Busy> {
-        Some(self)
     }
 }
 
@@ -428,8 +429,9 @@ impl Owner for std::sync::Arc<Busy> {
 ///
 /// Laid out in order, so that senders and the receiver do not write to the
 /// same cache line for every message: first what a send reads or writes
-/// (the bound, `in_hand`, the lock and the front of [`State`]), then fields
-/// a send does not touch (the back of `State`, and the owner's fields),
+/// (the owner's head, the bound, `in_hand`, the lock and the front of
+/// [`State`]), then fields a send does not touch (the back of `State`, and
+/// the owner's middle),
 /// then what the receiver reads or writes for every message it starts. The
 /// fields in between span at least 48 bytes for an actor's cell, which with
 /// the 16-byte alignment that allocators give on 64-bit targets keeps the
@@ -437,8 +439,10 @@ impl Owner for std::sync::Arc<Busy> {
 /// For the same reason the receiver publishes `in_hand` every
 /// [`SYNC_EVERY`] messages, not at each one.
 #[repr(C)]
-pub(crate) struct Mailbox<M, O = ()> {
+pub(crate) struct Mailbox<M, O: Owner = ()> {
     // Read by every send.
+    /// See [`Owner`].
+    pub(crate) head: O::Head,
     /// At most `u32::MAX` ([`MailboxConfig::validate`]), so that it shares
     /// eight bytes with `overflow`.
     capacity: u32,
@@ -457,7 +461,7 @@ pub(crate) struct Mailbox<M, O = ()> {
     in_hand: AtomicU64,
     state: Mutex<State<M>>,
     // Not touched by a send or the receiver's message.
-    /// What the owner keeps here; see [`Owner`].
+    /// See [`Owner`].
     pub(crate) owner: O,
     // Read or written by the receiver for every message.
     /// A control signal is queued: the receiver stops taking from its batch.
@@ -503,7 +507,7 @@ impl<M> Default for Batch<M> {
     }
 }
 
-impl<M, O> fmt::Debug for Mailbox<M, O> {
+impl<M, O: Owner> fmt::Debug for Mailbox<M, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mailbox")
             .field("capacity", &self.capacity)
@@ -516,14 +520,14 @@ impl<M> Mailbox<M> {
     /// A mailbox with no owner's fields, counted nowhere.
     #[cfg(any(test, loom))]
     pub(crate) fn new(config: MailboxConfig) -> Self {
-        Mailbox::owned(config, ())
+        Mailbox::owned(config, (), ())
     }
 }
 
 impl<M, O: Owner> Mailbox<M, O> {
-    /// A mailbox holding `owner`'s fields, counted in the owner's `Busy`
-    /// while the owner has work.
-    pub(crate) fn owned(config: MailboxConfig, owner: O) -> Self {
+    /// A mailbox holding its owner's `head` and middle (`owner`), counted in
+    /// the head's `Busy` while the owner has work.
+    pub(crate) fn owned(config: MailboxConfig, head: O::Head, owner: O) -> Self {
         let mailbox = Mailbox {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -546,6 +550,7 @@ impl<M, O: Owner> Mailbox<M, O> {
             capacity: u32::try_from(config.capacity)
                 .expect("`MailboxConfig::validate` keeps a capacity within u32"),
             overflow: config.overflow,
+            head,
             owner,
             in_hand: AtomicU64::new(0),
             control_pending: AtomicBool::new(false),
@@ -572,7 +577,7 @@ impl<M, O: Owner> Mailbox<M, O> {
     fn account(&self, state: &mut State<M>) {
         let has_work = state.has_work();
         if has_work != state.counted_busy {
-            if let Some(busy) = self.owner.busy() {
+            if let Some(busy) = O::busy(&self.head) {
                 state.counted_busy = has_work;
                 if has_work { busy.up() } else { busy.down() }
             }
@@ -1444,18 +1449,17 @@ mod tests {
     fn senders_and_the_receiver_write_to_different_cache_lines() {
         use crate::runtime::{Cell, Identity};
         use std::mem::offset_of;
-        // The state lies ahead of the owner's fields, so an owner-less
-        // mailbox shows where the state's fields lie in a cell's.
+        // Where the state's fields lie inside its lock, from an owner-less
+        // mailbox; the lock lies at its own offset in a cell's.
         let mailbox = Mailbox::<u32>::new(MailboxConfig::default());
-        let base = std::ptr::from_ref(&mailbox) as usize;
+        let lock = std::ptr::from_ref(&mailbox.state) as usize;
         let state = mailbox.state.lock();
-        let state_field = |field: *const u8| field as usize - base;
-        assert_eq!(
-            offset_of!(Mailbox<u32>, state),
-            offset_of!(Mailbox<u32, Identity>, state)
-        );
+        let state_field =
+            |field: *const u8| field as usize - lock + offset_of!(Mailbox<u32, Identity>, state);
         let at = 16 + offset_of!(Cell<u32>, mailbox);
+        // What a send writes, and the system, which it reads.
         let sender_fields = [
+            offset_of!(Mailbox<u32, Identity>, head) + 7,
             offset_of!(Mailbox<u32, Identity>, capacity),
             offset_of!(Mailbox<u32, Identity>, overflow),
             offset_of!(Mailbox<u32, Identity>, in_hand),

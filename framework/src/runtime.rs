@@ -186,23 +186,32 @@ impl Core {
 }
 
 /// An actor's mailbox with its identity: what an [`Addr`] points at. The
-/// identity, read-only, lies inside the mailbox, between what senders write
-/// and what the receiver writes for every message (see [`Mailbox`]); the
-/// cell reads as its identity (`cell.name`).
+/// identity lies inside the mailbox (see [`Owner`]): its system at the
+/// front, which every send reads, and its id and name, read-only, between
+/// what senders write and what the receiver writes for every message. The
+/// cell reads as its id and name (`cell.name`).
 pub(crate) struct Cell<M> {
     pub(crate) mailbox: Mailbox<M, Identity>,
 }
 
-/// An actor's system, id and name.
+/// An actor's id and name.
 pub(crate) struct Identity {
-    pub(crate) core: Arc<Core>,
     pub(crate) id: u64,
     pub(crate) name: Arc<str>,
 }
 
 impl Owner for Identity {
-    fn busy(&self) -> Option<&Busy> {
-        Some(&self.core.busy)
+    /// The actor's system.
+    type Head = Arc<Core>;
+    fn busy(core: &Arc<Core>) -> Option<&Busy> {
+        Some(&core.busy)
+    }
+}
+
+impl<M> Cell<M> {
+    /// The actor's system.
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.mailbox.head
     }
 }
 
@@ -251,7 +260,7 @@ impl<M: Message> Cell<M> {
     ) -> Sending<'_, M, T, W> {
         // Inside a handler the deadline counts from the moment the mailbox
         // turns out full; no clock is read when there is room.
-        let deadline = internal.then_some(SendDeadline::After(self.core.send_deadline));
+        let deadline = internal.then_some(SendDeadline::After(self.core().send_deadline));
         self.send_by(value, wrap, internal, deadline)
     }
 
@@ -272,7 +281,7 @@ impl<M: Message> Cell<M> {
     }
 
     pub(crate) fn dead_letter(&self, message: M, reason: DeadLetterReason, error: Option<String>) {
-        record_message(&self.core, self.name.clone(), message, reason, error);
+        record_message(self.core(), self.name.clone(), message, reason, error);
     }
 }
 
@@ -330,15 +339,15 @@ impl<M: Message, T, W: FnOnce(T) -> M> Future for Sending<'_, M, T, W> {
         if !this.checked {
             this.checked = true;
             let (internal, _) = *this.caller.get_or_insert_with(|| {
-                let internal = in_actor_of(&cell.core);
+                let internal = in_actor_of(cell.core());
                 // Inside a handler the deadline counts from the moment the
                 // mailbox turns out full; no clock is read when there is room.
                 (
                     internal,
-                    internal.then_some(SendDeadline::After(cell.core.send_deadline)),
+                    internal.then_some(SendDeadline::After(cell.core().send_deadline)),
                 )
             });
-            if !internal && !cell.core.accepts_outside() {
+            if !internal && !cell.core().accepts_outside() {
                 let Some((value, _)) = this.push.cancel() else {
                     unreachable!("an unpolled push holds its value");
                 };
@@ -378,7 +387,7 @@ impl<M: Message, T, W: FnOnce(T) -> M> Future for Sending<'_, M, T, W> {
         let id = message.meta().id();
         let why = format!(
             "the mailbox was still full after the send deadline of {:?}",
-            cell.core.send_deadline
+            cell.core().send_deadline
         );
         cell.dead_letter(message, DeadLetterReason::DeadlineExceeded, Some(why));
         Poll::Ready(Err(SendError::DeadlineExceeded(id)))
@@ -457,8 +466,8 @@ where
     let cell = Arc::new(Cell {
         mailbox: Mailbox::owned(
             config.mailbox_config(),
+            core.clone(),
             Identity {
-                core: core.clone(),
                 id,
                 name: siblings.name(name),
             },
@@ -981,7 +990,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                 Box::pin(children.stop_all()).await;
             }
             self.cx.timers.clear();
-            let reason = if cell.core.state.load(Ordering::Acquire) >= PAST_DEADLINE {
+            let reason = if cell.core().state.load(Ordering::Acquire) >= PAST_DEADLINE {
                 DeadLetterReason::ShutdownDeadline
             } else {
                 DeadLetterReason::ActorStopped
