@@ -848,8 +848,8 @@ pub(crate) struct Children {
 }
 
 /// Children by id, ascending. An entry costs 24 bytes: a child that ends
-/// leaves a hole, and the holes are swept out once they are half of the
-/// entries, so that finding a child takes a binary search and removing one
+/// leaves a hole, and the holes are swept out once they are more than half
+/// of the entries, so that finding a child takes a binary search and removing one
 /// costs O(1) amortised; children end last started first at shutdown, and
 /// those at the end are popped at once.
 struct List<L> {
@@ -859,6 +859,9 @@ struct List<L> {
     /// that name (a pool's workers, say), so that each does not carry a
     /// copy of its own.
     last_name: Option<Arc<str>>,
+    /// Entries moved by sweeps so far, for a test to bound.
+    #[cfg(test)]
+    moved: usize,
 }
 
 impl<L> Default for List<L> {
@@ -867,6 +870,8 @@ impl<L> Default for List<L> {
             entries: Vec::new(),
             holes: 0,
             last_name: None,
+            #[cfg(test)]
+            moved: 0,
         }
     }
 }
@@ -907,6 +912,10 @@ impl<L> List<L> {
         if self.holes * 2 > self.entries.len() {
             self.entries.retain(|(_, lane)| lane.is_some());
             self.holes = 0;
+            #[cfg(test)]
+            {
+                self.moved += self.entries.len();
+            }
         }
         // A list that shrank a lot gives back its memory.
         if self.entries.capacity() > 64 && self.entries.len() * 4 < self.entries.capacity() {
@@ -1051,54 +1060,94 @@ mod tests {
         );
     }
 
-    /// A step of a children list's life: a child starts, or ends.
+    /// A step of a children list's life.
     #[derive(Debug, Clone)]
     enum Step {
-        Add(u64),
-        Remove(u64),
+        /// A child starts, under the next id.
+        Start,
+        /// A child starts under an id just below the last one handed out:
+        /// it raced a later sibling to the list's lock.
+        StartLate,
+        /// The child at this place among the live ones ends.
+        End(usize),
+        /// The child started last ends.
+        EndLast,
     }
 
     fn step() -> impl proptest::strategy::Strategy<Value = Step> {
         use proptest::prelude::*;
         prop_oneof![
-            (0..200u64).prop_map(Step::Add),
-            (0..200u64).prop_map(Step::Remove)
+            2 => Just(Step::Start),
+            1 => Just(Step::StartLate),
+            4 => any::<usize>().prop_map(Step::End),
+            1 => Just(Step::EndLast),
         ]
     }
 
     proptest::proptest! {
-        // The list holds what a map by id would, in id order, with its holes
-        // counted, fewer than half of it, none at the end, and a buffer at
-        // most four times its length (or 64 entries).
+        // After a run of starts, children start and end at random: the list
+        // holds what a map by id would, in id order, with its holes counted,
+        // at most half of it and none at the end; sweeping the holes moves
+        // fewer entries than there were ends; and its buffer is at most four
+        // times its length (or 64 entries), shrinks only below a quarter of
+        // it, and then to twice the length.
         #[test]
         fn a_children_list_holds_the_live_children_in_id_order(
-            steps in proptest::collection::vec(step(), 0..400),
+            first in 0..300usize,
+            steps in proptest::collection::vec(step(), 0..600),
         ) {
             use proptest::prop_assert;
             use proptest::prop_assert_eq;
             let mut list = List::default();
             let mut model = std::collections::BTreeMap::new();
+            let mut next = 0u64;
+            let mut ends = 0usize;
+            let steps = std::iter::repeat_n(Step::Start, first).chain(steps);
             for step in steps {
+                let capacity = list.entries.capacity();
+                let mut ended = None;
                 match step {
-                    Step::Add(id) => {
-                        list.insert(id, id * 10);
-                        model.insert(id, id * 10);
+                    Step::Start => {
+                        next += 2;
+                        list.insert(next, next * 10);
+                        model.insert(next, next * 10);
                     }
-                    Step::Remove(id) => {
-                        list.remove(id);
-                        model.remove(&id);
+                    Step::StartLate => {
+                        if next > 0 && !model.contains_key(&(next - 1)) {
+                            list.insert(next - 1, (next - 1) * 10);
+                            model.insert(next - 1, (next - 1) * 10);
+                        }
+                    }
+                    Step::End(at) => {
+                        if !model.is_empty() {
+                            ended = model.keys().nth(at % model.len()).copied();
+                        }
+                    }
+                    Step::EndLast => ended = model.keys().next_back().copied(),
+                }
+                if let Some(id) = ended {
+                    list.remove(id);
+                    model.remove(&id);
+                    ends += 1;
+                    let (len, now) = (list.entries.len(), list.entries.capacity());
+                    if now != capacity {
+                        prop_assert!(capacity > 64 && len * 4 < capacity, "shrank {capacity} -> {now} at {len}");
+                        prop_assert!(now >= 2 * len, "shrank {capacity} -> {now} at {len}");
                     }
                 }
                 let live: Vec<(u64, u64)> = list.live().map(|(id, lane)| (id, *lane)).collect();
                 let expected: Vec<(u64, u64)> = model.iter().map(|(id, lane)| (*id, *lane)).collect();
                 prop_assert_eq!(&live, &expected);
-                for id in 0..200 {
+                let first = model.keys().next().copied();
+                let last = model.keys().next_back().copied();
+                for id in [ended, first, last, Some(next), next.checked_sub(1)].into_iter().flatten() {
                     prop_assert_eq!(list.contains(id), model.contains_key(&id));
                 }
                 let holes = list.entries.iter().filter(|(_, lane)| lane.is_none()).count();
                 prop_assert_eq!(list.holes, holes);
                 prop_assert!(holes * 2 <= list.entries.len());
                 prop_assert!(list.entries.last().is_none_or(|(_, lane)| lane.is_some()));
+                prop_assert!(list.moved <= ends, "{} entries moved for {ends} ends", list.moved);
                 prop_assert!(list.entries.capacity() <= (4 * list.entries.len()).max(64));
             }
         }
