@@ -504,21 +504,14 @@ where
             id,
         },
     };
-    let system_id = core.id;
+    siblings.add(id, cell);
     // The loop's future is made where it is spawned: until then only its
-    // state (a fraction of its size) is moved around.
-    siblings.add(
-        id,
-        cell,
-        |run: ActorRun<A, F>| {
-            // Detached: the list, not a join handle, tells when it ends.
-            drop(system.handle().spawn(InActorTask {
-                current: Current::of_system(system_id),
-                task: run.run(),
-            }));
-        },
-        run,
-    );
+    // state (a fraction of its size) is moved around. Detached: the list,
+    // not a join handle, tells when it ends.
+    drop(system.handle().spawn(InActorTask {
+        current: Current::of_system(core.id),
+        task: run.run(),
+    }));
     Ok(addr)
 }
 

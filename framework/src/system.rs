@@ -954,11 +954,10 @@ impl Children {
         }
     }
 
-    /// Lists a child, then starts its task: one that ends at once finds
-    /// itself listed, to leave the list.
-    pub(crate) fn add<T>(&self, id: u64, lane: Arc<dyn Lane>, spawn: impl FnOnce(T), task: T) {
+    /// Lists a child. Called before its task starts, so that one that ends
+    /// at once finds itself listed, to leave the list.
+    pub(crate) fn add(&self, id: u64, lane: Arc<dyn Lane>) {
         self.list.lock().insert(id, lane);
-        spawn(task);
     }
 
     /// Takes child `id` off the list: its task has ended.
