@@ -399,7 +399,7 @@ impl<A: Actor> Kind<A> {
         let addr = spawn_actor(
             &system,
             &key.name_under(&self.name),
-            Parent::Kind(Passivating::new(config.passivate_after_value(), link)),
+            Parent::Kind(Passivating::new(link)),
             &self.children,
             move |_| config,
             move || (kind.factory)(&owned_key),
@@ -524,6 +524,10 @@ impl<A: Actor> Passivation for EntityLink<A> {
             self.kind.passivations.fetch_add(1, Ordering::Relaxed);
         }
         idle
+    }
+
+    fn idle_time(&self) -> Duration {
+        self.kind.config.passivate_after_value()
     }
 
     fn restarts(&self) -> RestartWindow {

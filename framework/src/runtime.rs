@@ -439,6 +439,8 @@ pub(crate) trait Passivation: Send + Sync {
     fn exited(&self, id: u64, restarts: RestartWindow);
     /// The restart window of the key's earlier activations.
     fn restarts(&self) -> RestartWindow;
+    /// How long an entity stays idle before it is passivated.
+    fn idle_time(&self) -> Duration;
 }
 
 /// Spawns an actor under `parent`, registered among `siblings`.
@@ -545,36 +547,64 @@ impl Drop for Leave {
     }
 }
 
-/// What an entity's loop needs to passivate: its idle time, its kind, and
-/// its idle timer.
+/// What an entity's loop needs to passivate: its kind (which knows the
+/// idle time), and its idle timer.
+///
+/// The timer is not moved at each idle spell (an entity that gets an event
+/// now and then would move its entry in tokio's timer wheel once per event):
+/// a spell notes when it is due to end, and when the timer fires early for
+/// that spell it is set again to the spell's own deadline.
 pub(crate) struct Passivating {
-    after: Duration,
     kind: Arc<dyn Passivation>,
-    /// Made at the first idle spell and re-armed at each one.
+    /// Made at the first idle spell; fires at or before the deadline of the
+    /// spell now running. Polled right after it is made or set again, so
+    /// while it has not fired it holds the task's waker.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// When the idle spell now running (or the last one) ends.
+    due: tokio::time::Instant,
 }
 
 impl Passivating {
-    /// An entity passivated by `kind` after `after` idle.
-    pub(crate) fn new(after: Duration, kind: Arc<dyn Passivation>) -> Box<Self> {
+    /// An entity passivated by `kind` after its idle time.
+    pub(crate) fn new(kind: Arc<dyn Passivation>) -> Box<Self> {
         Box::new(Passivating {
-            after,
             kind,
             timer: None,
+            due: tokio::time::Instant::now(),
         })
     }
 
     /// Polls the idle timer; `armed` is false at the start of an idle
-    /// spell, when the timer is set to a full idle time from now.
+    /// spell, which is then due to end a full idle time from now. Ready
+    /// once the spell has lasted that long.
     fn poll_idle(&mut self, armed: &mut bool, cx: &mut std::task::Context<'_>) -> Poll<()> {
-        let after = self.after;
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
         if !std::mem::replace(armed, true) {
-            timer.as_mut().reset(tokio::time::Instant::now() + after);
+            let now = tokio::time::Instant::now();
+            // An idle time too long to add (`Duration::MAX` for "never") is
+            // as good as a century.
+            self.due = now
+                .checked_add(self.kind.idle_time())
+                .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
         }
-        timer.as_mut().poll(cx)
+        let due = self.due;
+        let timer = match &mut self.timer {
+            // Not fired: it holds this task's waker (one per task, so the
+            // same as when it was polled), and polling it again would only
+            // find it pending.
+            Some(timer) if !timer.is_elapsed() => return Poll::Pending,
+            Some(timer) => timer,
+            None => self.timer.insert(Box::pin(tokio::time::sleep_until(due))),
+        };
+        loop {
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // Fired: at this spell's deadline, or at an earlier spell's.
+            if timer.deadline() >= due {
+                return Poll::Ready(());
+            }
+            timer.as_mut().reset(due);
+        }
     }
 }
 

@@ -378,6 +378,78 @@ async fn entity_activated_on_first_event_passivated_when_idle_and_reactivated_fr
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_entity_passivates_a_full_idle_time_after_its_last_event_not_before() {
+    let system = System::builder().build().unwrap();
+    let (ledgers, _kit) = ledger_kind(&system, Duration::from_secs(30), Duration::ZERO, None);
+    system.subscribe_keyed::<OrderPlaced, _>(&ledgers).unwrap();
+    let publish = |n| {
+        system.publish(OrderPlaced {
+            order_id: 1,
+            sku: 0,
+            n,
+        })
+    };
+    // An event every 20 s for 100 s: never idle for 30 s, so never
+    // passivated, though its first idle time ran out long ago.
+    publish(0).await.unwrap();
+    system.settled().await;
+    for n in 1..=5 {
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        publish(n).await.unwrap();
+        system.settled().await;
+        let g = ledgers.gauges();
+        assert_eq!(
+            (g.live, g.activations, g.passivations),
+            (1, 1, 0),
+            "{} s in, 20 s after the event before",
+            20 * n
+        );
+    }
+    // Idle since its last event: still live 29 s on, passivated by 31 s.
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    system.settled().await;
+    let g = ledgers.gauges();
+    assert_eq!(
+        (g.live, g.passivations),
+        (1, 0),
+        "29 s idle: not passivated yet"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    system.settled().await;
+    let g = ledgers.gauges();
+    assert_eq!(
+        (g.live, g.activations, g.passivations, g.processed),
+        (0, 1, 1, 0),
+        "31 s idle: passivated, once"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_entity_with_an_idle_time_of_duration_max_is_never_passivated() {
+    let system = System::builder().build().unwrap();
+    let (ledgers, _kit) = ledger_kind(&system, Duration::MAX, Duration::ZERO, None);
+    system.subscribe_keyed::<OrderPlaced, _>(&ledgers).unwrap();
+    for n in 0..3 {
+        system
+            .publish(OrderPlaced {
+                order_id: 1,
+                sku: 0,
+                n,
+            })
+            .await
+            .unwrap();
+        system.settled().await;
+        tokio::time::sleep(Duration::from_secs(365 * 86_400)).await;
+    }
+    let g = ledgers.gauges();
+    assert_eq!(
+        (g.live, g.activations, g.passivations, g.processed),
+        (1, 1, 0, 3),
+        "three years, three events, one activation"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn entity_no_message_is_lost_across_passivation() {
     let system = System::builder().build().unwrap();
     // Passivation takes 5 s (a slow `stopping` hook): messages arrive meanwhile.
