@@ -599,8 +599,9 @@ impl Passivating {
             if timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            // Fired: at this spell's deadline, or at an earlier spell's.
-            if timer.deadline() >= due {
+            // Fired: at this spell's deadline, or before it (set for an
+            // earlier spell).
+            if tokio::time::Instant::now() >= due {
                 return Poll::Ready(());
             }
             timer.as_mut().reset(due);
