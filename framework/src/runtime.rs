@@ -560,8 +560,9 @@ pub(crate) struct Passivating {
     /// spell now running. Polled right after it is made or set again, so
     /// while it has not fired it holds the task's waker.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// When the idle spell now running (or the last one) ends.
-    due: tokio::time::Instant,
+    /// When the idle spell now running ends, noted at its start (no
+    /// clock is read before the first).
+    due: Option<tokio::time::Instant>,
 }
 
 impl Passivating {
@@ -570,7 +571,7 @@ impl Passivating {
         Box::new(Passivating {
             kind,
             timer: None,
-            due: tokio::time::Instant::now(),
+            due: None,
         })
     }
 
@@ -579,14 +580,16 @@ impl Passivating {
     /// once the spell has lasted that long.
     fn poll_idle(&mut self, armed: &mut bool, cx: &mut std::task::Context<'_>) -> Poll<()> {
         if !std::mem::replace(armed, true) {
+            self.due = None;
+        }
+        let kind = &self.kind;
+        let due = *self.due.get_or_insert_with(|| {
             let now = tokio::time::Instant::now();
             // An idle time too long to add (`Duration::MAX` for "never") is
             // as good as a century.
-            self.due = now
-                .checked_add(self.kind.idle_time())
-                .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
-        }
-        let due = self.due;
+            now.checked_add(kind.idle_time())
+                .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
+        });
         let timer = match &mut self.timer {
             // Not fired: it holds this task's waker (one per task, so the
             // same as when it was polled), and polling it again would only
