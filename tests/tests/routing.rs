@@ -377,25 +377,30 @@ async fn entity_activated_on_first_event_passivated_when_idle_and_reactivated_fr
     );
 }
 
+/// Publishes the `n`th event of order 1.
+async fn publish_to_order_1(system: &System, n: u32) {
+    system
+        .publish(OrderPlaced {
+            order_id: 1,
+            sku: 0,
+            n,
+        })
+        .await
+        .unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_entity_passivates_a_full_idle_time_after_its_last_event_not_before() {
     let system = System::builder().build().unwrap();
     let (ledgers, _kit) = ledger_kind(&system, Duration::from_secs(30), Duration::ZERO, None);
     system.subscribe_keyed::<OrderPlaced, _>(&ledgers).unwrap();
-    let publish = |n| {
-        system.publish(OrderPlaced {
-            order_id: 1,
-            sku: 0,
-            n,
-        })
-    };
     // An event every 20 s for 100 s: never idle for 30 s, so never
     // passivated, though its first idle time ran out long ago.
-    publish(0).await.unwrap();
+    publish_to_order_1(&system, 0).await;
     system.settled().await;
     for n in 1..=5 {
         tokio::time::sleep(Duration::from_secs(20)).await;
-        publish(n).await.unwrap();
+        publish_to_order_1(&system, n).await;
         system.settled().await;
         let g = ledgers.gauges();
         assert_eq!(
@@ -432,14 +437,7 @@ async fn an_entity_with_an_idle_time_of_duration_max_is_never_passivated() {
     // Idle for three years at a time: longer than tokio's timer wheel
     // spans (about 2.2 years).
     for n in 0..3 {
-        system
-            .publish(OrderPlaced {
-                order_id: 1,
-                sku: 0,
-                n,
-            })
-            .await
-            .unwrap();
+        publish_to_order_1(&system, n).await;
         system.settled().await;
         tokio::time::sleep(Duration::from_secs(3 * 365 * 86_400)).await;
         system.settled().await;
