@@ -331,14 +331,7 @@ async fn entity_activated_on_first_event_passivated_when_idle_and_reactivated_fr
         "nothing is activated before its first event"
     );
     for (order_id, n) in [(1, 1), (2, 2), (1, 3)] {
-        system
-            .publish(OrderPlaced {
-                order_id,
-                sku: 0,
-                n,
-            })
-            .await
-            .unwrap();
+        publish_order(&system, order_id, n).await;
     }
     system.settled().await;
     let g = ledgers.gauges();
@@ -377,11 +370,11 @@ async fn entity_activated_on_first_event_passivated_when_idle_and_reactivated_fr
     );
 }
 
-/// Publishes the `n`th event of order 1.
-async fn publish_to_order_1(system: &System, n: u32) {
+/// Publishes the `n`th event of order `order_id`.
+async fn publish_order(system: &System, order_id: u64, n: u32) {
     system
         .publish(OrderPlaced {
-            order_id: 1,
+            order_id,
             sku: 0,
             n,
         })
@@ -396,11 +389,11 @@ async fn an_entity_passivates_a_full_idle_time_after_its_last_event_not_before()
     system.subscribe_keyed::<OrderPlaced, _>(&ledgers).unwrap();
     // An event every 20 s for 100 s: never idle for 30 s, so never
     // passivated, though its first idle time ran out long ago.
-    publish_to_order_1(&system, 0).await;
+    publish_order(&system, 1, 0).await;
     system.settled().await;
     for n in 1..=5 {
         tokio::time::sleep(Duration::from_secs(20)).await;
-        publish_to_order_1(&system, n).await;
+        publish_order(&system, 1, n).await;
         system.settled().await;
         let g = ledgers.gauges();
         assert_eq!(
@@ -437,7 +430,7 @@ async fn an_entity_with_an_idle_time_of_duration_max_is_never_passivated() {
     // Idle for three years at a time: longer than tokio's timer wheel
     // spans (about 2.2 years).
     for n in 0..3 {
-        publish_to_order_1(&system, n).await;
+        publish_order(&system, 1, n).await;
         system.settled().await;
         tokio::time::sleep(Duration::from_secs(3 * 365 * 86_400)).await;
         system.settled().await;
@@ -980,22 +973,8 @@ async fn entity_past_its_intensity_stops_alone_and_the_system_runs_on() {
         .unwrap();
     system.subscribe_keyed::<OrderPlaced, _>(&carts).unwrap();
     for n in 0..3 {
-        system
-            .publish(OrderPlaced {
-                order_id: 13,
-                sku: 0,
-                n,
-            })
-            .await
-            .unwrap();
-        system
-            .publish(OrderPlaced {
-                order_id: 1,
-                sku: 0,
-                n,
-            })
-            .await
-            .unwrap();
+        publish_order(&system, 13, n).await;
+        publish_order(&system, 1, n).await;
     }
     system.settled().await;
     assert!(
