@@ -37,6 +37,7 @@ pub mod declare;
 pub mod entity;
 pub mod error;
 pub mod event;
+mod launch;
 pub mod mailbox;
 mod runtime;
 pub mod supervise;

@@ -877,6 +877,20 @@ impl<M, O: Owner> Mailbox<M, O> {
             }
             return Poll::Ready(None);
         }
+        if crate::launch::starting() {
+            // Starting in its spawner's task (see `launch`): nothing is
+            // handled there. It parks on the empty mailbox, or, if there is
+            // work already, asks for a task of its own and parks until then.
+            self.finish(batch);
+            let mut state = self.lock();
+            state.finish_locked();
+            if state.queue.is_empty() && !state.has_control() && batch.items.is_empty() {
+                state.receiver = Some(cx.waker().clone());
+            } else {
+                cx.waker().wake_by_ref();
+            }
+            return Poll::Pending;
+        }
         // Each take under the lock (a batch, or one message under the
         // policies that hand them over one at a time) is a unit of tokio's
         // cooperative budget, as a value received from a tokio channel is:

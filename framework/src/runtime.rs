@@ -509,11 +509,19 @@ where
     siblings.add(id, cell);
     // The loop's future is made where it is spawned: until then only its
     // state (a fraction of its size) is moved around. Detached: the list,
-    // not a join handle, tells when it ends.
-    drop(system.handle().spawn(InActorTask {
+    // not a join handle, tells when it ends. It starts here and gets a task
+    // when first woken, except an entity's, which is activated by an event
+    // to handle (and under its kind's lock, where `started` must not run).
+    let is_entity = run.passivation.is_some();
+    let task = InActorTask {
         current: Current::of_system(core.id),
         task: run.run(),
-    }));
+    };
+    if is_entity {
+        drop(system.handle().spawn(task));
+    } else {
+        system.parked().start(task);
+    }
     Ok(addr)
 }
 

@@ -55,6 +55,7 @@ use crate::entity::{Entities, EntityGauges, KindView};
 use crate::error::{ConfigError, SystemError};
 use crate::event::EventId;
 use crate::event::{Envelope, Event, Key};
+use crate::launch::Parked;
 use crate::mailbox::{Control, MailboxConfig, MailboxGauges, Overflow};
 use crate::runtime::{
     Core, DRAINING, Lane, PAST_DEADLINE, Passivating, RUNNING, STOPPED, spawn_actor,
@@ -278,6 +279,10 @@ impl SystemBuilder {
         static SYSTEMS: AtomicU32 = AtomicU32::new(0);
         let id = next_system_id(&SYSTEMS)?;
         let (report_tx, _) = watch::channel(None);
+        let mut reported = report_tx.subscribe();
+        let parked = Parked::on_runtime(&handle, async move {
+            let _ = reported.wait_for(Option::is_some).await;
+        });
         let seed = self.seed.unwrap_or_else(|| EventId::new().as_u128() as u64);
         Ok(System {
             shared: Arc::new(Shared {
@@ -292,6 +297,7 @@ impl SystemBuilder {
                     spawning: AtomicBool::new(true),
                 }),
                 handle,
+                parked,
                 defaults: self.defaults,
                 default_supervision: Arc::new(self.defaults.supervision),
                 overrides: self.overrides,
@@ -313,6 +319,8 @@ impl SystemBuilder {
 struct Shared {
     core: Arc<Core>,
     handle: tokio::runtime::Handle,
+    /// Actors that have started and wait for their first wake-up.
+    parked: Arc<Parked>,
     defaults: ActorConfig,
     /// The defaults' supervision, shared by every actor that keeps it.
     default_supervision: Arc<Supervision>,
@@ -765,6 +773,10 @@ impl System {
 
     pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
         &self.shared.handle
+    }
+
+    pub(crate) fn parked(&self) -> &Arc<Parked> {
+        &self.shared.parked
     }
 
     pub(crate) fn seed(&self) -> u64 {

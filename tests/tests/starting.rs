@@ -1,0 +1,223 @@
+//! Starting: an actor is built and runs `started` inside `spawn`, up to its
+//! first wait, and gets a tokio task of its own only when first woken (a
+//! message, a stop, a timer, or what `started` waits for). What it is
+//! sent is handled in order, after `started`; shutdown and a dropped
+//! runtime reach actors that never got a task.
+
+// In tests, an unwrap that fails is a test failure with its message.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{Counter, Events, Num, log};
+use mercato::{Actor, Context, HandlerError, System};
+use tokio::sync::oneshot;
+
+/// Records `started` as `(0, 0)` and each message as `(sender, seq)`;
+/// optionally waits for `gate` in `started`, or tells itself from there.
+struct Starter {
+    events: Events,
+    gate: Option<oneshot::Receiver<()>>,
+    tell_self: bool,
+    stopped: Counter,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Starter {
+    fn new(events: &Events) -> Self {
+        Starter {
+            events: events.clone(),
+            gate: None,
+            tell_self: false,
+            stopped: Counter::default(),
+            dropped: Arc::default(),
+        }
+    }
+}
+
+impl Drop for Starter {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::SeqCst);
+    }
+}
+
+message_enum!(StarterMsg for Starter {
+    tell Num(Num),
+});
+
+impl Actor for Starter {
+    type Msg = StarterMsg;
+    async fn started(&mut self, cx: &mut Context<Self>) -> Result<(), HandlerError> {
+        if let Some(gate) = self.gate.take() {
+            gate.await.unwrap();
+        }
+        self.events.push((0, 0));
+        if self.tell_self {
+            cx.addr().tell(Num { sender: 9, seq: 1 }).await.unwrap();
+        }
+        Ok(())
+    }
+    async fn handle(
+        &mut self,
+        msg: &mut StarterMsg,
+        _: &mut Context<Self>,
+    ) -> Result<(), HandlerError> {
+        let StarterMsg::Num(n) = msg;
+        self.events.push((n.sender, n.seq));
+        Ok(())
+    }
+    async fn stopping(&mut self, _: &mut Context<Self>) {
+        self.stopped.bump();
+    }
+}
+
+fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_runs_started_and_the_actor_gets_a_task_at_its_first_message() {
+    let system = System::builder().build().unwrap();
+    let before = alive_tasks();
+    let logs: Vec<Events> = (0..100).map(|_| log()).collect();
+    let addrs: Vec<_> = logs
+        .iter()
+        .map(|events| {
+            let events = events.clone();
+            system
+                .spawn("starter", move || Starter::new(&events))
+                .unwrap()
+        })
+        .collect();
+    for events in &logs {
+        assert_eq!(events.take(), vec![(0, 0)], "started ran inside spawn");
+    }
+    assert_eq!(alive_tasks(), before, "100 idle actors, no task among them");
+
+    for seq in 1..=3 {
+        addrs[7].tell(Num { sender: 1, seq }).await.unwrap();
+    }
+    system.settled().await;
+    assert_eq!(logs[7].take(), vec![(0, 0), (1, 1), (1, 2), (1, 3)]);
+    assert_eq!(
+        alive_tasks(),
+        before + 1,
+        "the actor told has a task, the others none"
+    );
+
+    let report = system.shutdown(Duration::from_secs(5)).await;
+    assert!(
+        report.settled && report.undelivered.is_empty(),
+        "{report:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_started_hook_that_waits_finishes_in_the_actors_own_task_before_any_message() {
+    let system = System::builder().build().unwrap();
+    let events = log();
+    let (open, gate) = oneshot::channel();
+    let gate = std::sync::Mutex::new(Some(gate));
+    let e = events.clone();
+    let addr = system
+        .spawn("gated", move || {
+            let mut starter = Starter::new(&e);
+            starter.gate = gate.lock().unwrap().take();
+            starter
+        })
+        .unwrap();
+    assert!(events.take().is_empty(), "started waits for its gate");
+    // Told while `started` waits: queued, handled after it.
+    addr.tell(Num { sender: 1, seq: 1 }).await.unwrap();
+    tokio::task::yield_now().await;
+    assert!(
+        events.take().is_empty(),
+        "nothing handled before started ends"
+    );
+    open.send(()).unwrap();
+    system.settled().await;
+    assert_eq!(events.take(), vec![(0, 0), (1, 1)]);
+    let report = system.shutdown(Duration::from_secs(5)).await;
+    assert!(report.settled, "{report:?}");
+}
+
+#[tokio::test]
+async fn what_started_tells_its_own_actor_is_handled_in_the_actors_task() {
+    let system = System::builder().build().unwrap();
+    let events = log();
+    let e = events.clone();
+    system
+        .spawn("self-teller", move || {
+            let mut starter = Starter::new(&e);
+            starter.tell_self = true;
+            starter
+        })
+        .unwrap();
+    assert_eq!(
+        events.take(),
+        vec![(0, 0)],
+        "queued, not handled inside spawn"
+    );
+    system.settled().await;
+    assert_eq!(events.take(), vec![(0, 0), (9, 1)]);
+    system.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn shutdown_stops_actors_that_never_got_a_task() {
+    let system = System::builder().build().unwrap();
+    let stopped = Counter::default();
+    let events = log();
+    for _ in 0..10 {
+        let (s, e) = (stopped.clone(), events.clone());
+        system
+            .spawn("idle", move || {
+                let mut starter = Starter::new(&e);
+                starter.stopped = s.clone();
+                starter
+            })
+            .unwrap();
+    }
+    let report = system.shutdown(Duration::from_secs(5)).await;
+    assert!(report.settled && report.in_flight.is_empty(), "{report:?}");
+    assert_eq!(stopped.get(), 10, "each ran `stopping`");
+}
+
+#[test]
+fn dropping_the_runtime_drops_actors_that_never_got_a_task() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let events = log();
+    let dropped: Arc<AtomicBool> = Arc::default();
+    let system = runtime.block_on(async {
+        let system = System::builder().build().unwrap();
+        let (e, d) = (events.clone(), dropped.clone());
+        system
+            .spawn("idle", move || {
+                let mut starter = Starter::new(&e);
+                starter.dropped = d.clone();
+                starter
+            })
+            .unwrap();
+        system
+    });
+    assert_eq!(events.take(), vec![(0, 0)]);
+    assert!(
+        !dropped.load(Ordering::SeqCst),
+        "alive while the runtime is"
+    );
+    drop(runtime);
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "dropped with the runtime, as a task is"
+    );
+    drop(system);
+}
