@@ -127,9 +127,13 @@ impl System {
         F: Fn() -> A + Send + Sync + 'static,
     {
         expect_deployment::<A>(name, Deployment::Single, "start")?;
-        let addr = self.spawn_with(name, A::configure, factory)?;
+        let (addr, start) = self.make_with(name, A::configure, factory)?;
         self.declare::<A>(name);
-        A::subscribe(self, &addr)?;
+        // Subscribed before `started` runs, so that what it publishes
+        // reaches this actor too. (A failed subscription still starts it.)
+        let subscribed = A::subscribe(self, &addr);
+        start.run();
+        subscribed?;
         Ok(addr)
     }
 
@@ -145,9 +149,11 @@ impl System {
         let Deployment::Group(size) = A::DEPLOYMENT else {
             return Err(wrong_deployment::<A>(name, "start_group"));
         };
-        let group = self.spawn_group_with(name, size, A::configure, factory)?;
+        let (group, starts) = self.make_group_with(name, size, A::configure, factory)?;
         self.declare::<A>(name);
-        A::subscribe_group(self, &group)?;
+        let subscribed = A::subscribe_group(self, &group);
+        starts.into_iter().for_each(crate::runtime::Start::run);
+        subscribed?;
         Ok(group)
     }
 

@@ -455,6 +455,68 @@ pub(crate) fn spawn_actor<A: Actor, F>(
 where
     F: Fn() -> A + Send + Sync + 'static,
 {
+    let (addr, start) = make_actor(system, name, parent, siblings, configure, factory)?;
+    start.run();
+    Ok(addr)
+}
+
+/// An actor made and registered, whose loop has not started: it starts at
+/// [`Start::run`], or when dropped. What must be in place before its
+/// `started` hook runs (the subscriptions of a declared actor) goes between.
+pub(crate) struct Start<'a, A: Actor, F: Fn() -> A + Send + Sync + 'static> {
+    run: Option<ActorRun<A, F>>,
+    system: &'a System,
+}
+
+impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> Start<'_, A, F> {
+    pub(crate) fn run(mut self) {
+        self.go();
+    }
+
+    fn go(&mut self) {
+        let Some(run) = self.run.take() else {
+            return;
+        };
+        let entity = run.passivation.is_some();
+        // The loop's future is made here, where it starts: until then only
+        // its state (a fraction of its size) is moved around. Detached: the
+        // list, not a join handle, tells when it ends.
+        let task = InActorTask {
+            current: Current::of_system(self.system.core().id),
+            task: run.run(),
+        };
+        // It starts in the caller's task and gets a task of its own when
+        // first woken (see `launch`). An entity is activated by an event to
+        // handle, under its kind's lock, where `started` must not run: it
+        // gets a task at once. So does an actor started while a panic
+        // unwinds, so that no user code runs there.
+        if entity || std::thread::panicking() {
+            drop(self.system.handle().spawn(task));
+        } else {
+            self.system.parked().start(task);
+        }
+    }
+}
+
+impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> Drop for Start<'_, A, F> {
+    fn drop(&mut self) {
+        self.go();
+    }
+}
+
+/// Makes an actor under `parent`, registered among `siblings`, to be
+/// started by the [`Start`] returned with its address.
+pub(crate) fn make_actor<'a, A: Actor, F>(
+    system: &'a System,
+    name: &str,
+    parent: Parent,
+    siblings: &Arc<Children>,
+    configure: impl FnOnce(ActorConfig) -> ActorConfig,
+    factory: F,
+) -> Result<(Addr<A>, Start<'a, A, F>), SystemError>
+where
+    F: Fn() -> A + Send + Sync + 'static,
+{
     let core = system.core();
     let state = core.state.load(Ordering::Acquire);
     if state >= STOPPED
@@ -507,22 +569,11 @@ where
         },
     };
     siblings.add(id, cell);
-    // The loop's future is made where it is spawned: until then only its
-    // state (a fraction of its size) is moved around. Detached: the list,
-    // not a join handle, tells when it ends. It starts here and gets a task
-    // when first woken, except an entity's, which is activated by an event
-    // to handle (and under its kind's lock, where `started` must not run).
-    let is_entity = run.passivation.is_some();
-    let task = InActorTask {
-        current: Current::of_system(core.id),
-        task: run.run(),
+    let start = Start {
+        run: Some(run),
+        system,
     };
-    if is_entity {
-        drop(system.handle().spawn(task));
-    } else {
-        system.parked().start(task);
-    }
-    Ok(addr)
+    Ok((addr, start))
 }
 
 struct ActorRun<A: Actor, F> {

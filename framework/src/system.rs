@@ -58,7 +58,8 @@ use crate::event::{Envelope, Event, Key};
 use crate::launch::Parked;
 use crate::mailbox::{Control, MailboxConfig, MailboxGauges, Overflow};
 use crate::runtime::{
-    Core, DRAINING, Lane, PAST_DEADLINE, Passivating, RUNNING, STOPPED, spawn_actor,
+    Core, DRAINING, Lane, PAST_DEADLINE, Passivating, RUNNING, STOPPED, Start, make_actor,
+    spawn_actor,
 };
 use crate::supervise::{Backoff, Intensity, Restart, Strategy, Supervision};
 
@@ -461,6 +462,27 @@ impl System {
         )
     }
 
+    /// [`spawn_with`](Self::spawn_with), with the actor's start left to the
+    /// caller: [`System::start`] subscribes it first.
+    pub(crate) fn make_with<A: Actor, F>(
+        &self,
+        name: &str,
+        configure: impl FnOnce(ActorConfig) -> ActorConfig,
+        factory: F,
+    ) -> Result<(Addr<A>, Start<'_, A, F>), SystemError>
+    where
+        F: Fn() -> A + Send + Sync + 'static,
+    {
+        make_actor(
+            self,
+            name,
+            Parent::Root,
+            &self.shared.root,
+            configure,
+            factory,
+        )
+    }
+
     /// Spawns a pool of `size` identical actors that compete for events
     /// (see [`Group`]); members are named `name#0`, `name#1`, ….
     pub fn spawn_group<A: Actor, F>(
@@ -486,6 +508,32 @@ impl System {
     where
         F: Fn() -> A + Send + Sync + 'static,
     {
+        let (group, starts) = self.make_group_with(name, size, configure, factory)?;
+        starts.into_iter().for_each(Start::run);
+        Ok(group)
+    }
+
+    /// [`spawn_group_with`](Self::spawn_group_with), with the members'
+    /// starts left to the caller: [`System::start_group`] subscribes the
+    /// group first.
+    // The members' factory is a closure, which no type alias can name.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn make_group_with<A: Actor, F>(
+        &self,
+        name: &str,
+        size: usize,
+        configure: impl Fn(ActorConfig) -> ActorConfig,
+        factory: F,
+    ) -> Result<
+        (
+            Group<A>,
+            Vec<Start<'_, A, impl Fn() -> A + Send + Sync + 'static>>,
+        ),
+        SystemError,
+    >
+    where
+        F: Fn() -> A + Send + Sync + 'static,
+    {
         if size == 0 {
             return Err(ConfigError::new(
                 "group.size",
@@ -496,20 +544,25 @@ impl System {
         }
         let factory = Arc::new(factory);
         let mut members = Vec::with_capacity(size);
+        let mut starts = Vec::with_capacity(size);
         for i in 0..size {
             let factory = Arc::clone(&factory);
             // Overrides for the group's name apply to every member.
             let member = |c| self.apply_overrides(name, configure(c));
-            match self.spawn_with(&format!("{name}#{i}"), member, move || factory()) {
-                Ok(addr) => members.push(addr),
+            match self.make_with(&format!("{name}#{i}"), member, move || factory()) {
+                Ok((addr, start)) => {
+                    members.push(addr);
+                    starts.push(start);
+                }
                 Err(e) => {
-                    // No half-made group: stop the members already started.
+                    // No half-made group: the members already made are
+                    // stopped as they start.
                     members.iter().for_each(Addr::stop);
                     return Err(e);
                 }
             }
         }
-        Ok(Group::new(name.to_owned(), members))
+        Ok((Group::new(name.to_owned(), members), starts))
     }
 
     /// Makes an entity kind: one actor per key, built by `factory` from its

@@ -221,3 +221,43 @@ fn dropping_the_runtime_drops_actors_that_never_got_a_task() {
     );
     drop(system);
 }
+
+/// Announces itself in `started` with an event it handles too.
+#[derive(mercato::Event, Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[event(name = "test.warmed_up", version = 1)]
+struct WarmedUp(u32);
+
+struct Warmer {
+    events: Events,
+}
+
+#[mercato::actor]
+impl Warmer {
+    #[started]
+    async fn up(&mut self, cx: &mut Context<Self>) {
+        cx.publish(WarmedUp(7)).await.unwrap();
+    }
+
+    #[on]
+    fn warmed_up(&mut self, e: &WarmedUp) {
+        self.events.push((e.0, 0));
+    }
+}
+
+#[tokio::test]
+async fn a_declared_actor_is_subscribed_before_its_started_hook_runs() {
+    let system = System::builder().build().unwrap();
+    let events = log();
+    let e = events.clone();
+    system
+        .start("warmer", move || Warmer { events: e.clone() })
+        .unwrap();
+    system.settled().await;
+    assert_eq!(
+        events.take(),
+        vec![(7, 0)],
+        "its own announcement reached it"
+    );
+    assert_eq!(system.dead_letters().counts().total(), 0, "no dead letter");
+    system.shutdown(Duration::from_secs(5)).await;
+}
