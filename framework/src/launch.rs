@@ -359,6 +359,7 @@ mod tests {
         parked.start(probe.task(1, false));
         assert_eq!(probe.polls(), 1, "polled where it was started");
         assert_eq!((parked.len(), launched.lock().len()), (1, 0));
+        assert!(!probe.dropped(), "kept while parked");
         probe.waker().wake();
         assert_eq!((parked.len(), launched.lock().len()), (0, 1));
         // Woken again before its task's first poll: nothing more to launch.
