@@ -455,9 +455,18 @@ pub(crate) fn spawn_actor<A: Actor, F>(
 where
     F: Fn() -> A + Send + Sync + 'static,
 {
-    let (addr, start) = make_actor(system, name, parent, siblings, configure, factory)?;
-    start.run();
-    Ok(addr)
+    make(
+        system,
+        name,
+        parent,
+        siblings,
+        configure,
+        factory,
+        |addr, run| {
+            start_run(system, run);
+            addr
+        },
+    )
 }
 
 /// An actor made and registered, whose loop has not started: it starts at
@@ -474,27 +483,30 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> Start<'_, A, F> {
     }
 
     fn go(&mut self) {
-        let Some(run) = self.run.take() else {
-            return;
-        };
-        let entity = run.passivation.is_some();
-        // The loop's future is made here, where it starts: until then only
-        // its state (a fraction of its size) is moved around. Detached: the
-        // list, not a join handle, tells when it ends.
-        let task = InActorTask {
-            current: Current::of_system(self.system.core().id),
-            task: run.run(),
-        };
-        // It starts in the caller's task and gets a task of its own when
-        // first woken (see `launch`). An entity is activated by an event to
-        // handle, under its kind's lock, where `started` must not run: it
-        // gets a task at once. So does an actor started while a panic
-        // unwinds, so that no user code runs there.
-        if entity || std::thread::panicking() {
-            drop(self.system.handle().spawn(task));
-        } else {
-            self.system.parked().start(task);
+        if let Some(run) = self.run.take() {
+            start_run(self.system, run);
         }
+    }
+}
+
+/// Starts an actor's loop. Its future is made here: until then only its
+/// state (a fraction of its size) is moved around. Detached: the list, not a
+/// join handle, tells when it ends.
+fn start_run<A: Actor, F: Fn() -> A + Send + Sync + 'static>(system: &System, run: ActorRun<A, F>) {
+    let entity = run.passivation.is_some();
+    let task = InActorTask {
+        current: Current::of_system(system.core().id),
+        task: run.run(),
+    };
+    // It starts in the caller's task and gets a task of its own when first
+    // woken (see `launch`). An entity is activated by an event to handle,
+    // under its kind's lock, where `started` must not run: it gets a task
+    // at once. So does an actor started while a panic unwinds, so that no
+    // user code runs there.
+    if entity || std::thread::panicking() {
+        drop(system.handle().spawn(task));
+    } else {
+        system.parked().start(task);
     }
 }
 
@@ -514,6 +526,40 @@ pub(crate) fn make_actor<'a, A: Actor, F>(
     configure: impl FnOnce(ActorConfig) -> ActorConfig,
     factory: F,
 ) -> Result<(Addr<A>, Start<'a, A, F>), SystemError>
+where
+    F: Fn() -> A + Send + Sync + 'static,
+{
+    make(
+        system,
+        name,
+        parent,
+        siblings,
+        configure,
+        factory,
+        |addr, run| {
+            (
+                addr,
+                Start {
+                    run: Some(run),
+                    system,
+                },
+            )
+        },
+    )
+}
+
+/// Makes an actor and registers it; `then` gets its address and its loop's
+/// state, in place.
+#[inline(always)]
+fn make<A: Actor, F, R>(
+    system: &System,
+    name: &str,
+    parent: Parent,
+    siblings: &Arc<Children>,
+    configure: impl FnOnce(ActorConfig) -> ActorConfig,
+    factory: F,
+    then: impl FnOnce(Addr<A>, ActorRun<A, F>) -> R,
+) -> Result<R, SystemError>
 where
     F: Fn() -> A + Send + Sync + 'static,
 {
@@ -569,11 +615,7 @@ where
         },
     };
     siblings.add(id, cell);
-    let start = Start {
-        run: Some(run),
-        system,
-    };
-    Ok((addr, start))
+    Ok(then(addr, run))
 }
 
 struct ActorRun<A: Actor, F> {
