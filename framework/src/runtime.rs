@@ -489,6 +489,12 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> Start<'_, A, F> {
     }
 }
 
+impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> Drop for Start<'_, A, F> {
+    fn drop(&mut self) {
+        self.go();
+    }
+}
+
 /// Starts an actor's loop. Its future is made here: until then only its
 /// state (a fraction of its size) is moved around. Detached: the list, not a
 /// join handle, tells when it ends.
@@ -507,12 +513,6 @@ fn start_run<A: Actor, F: Fn() -> A + Send + Sync + 'static>(system: &System, ru
         drop(system.handle().spawn(task));
     } else {
         system.parked().start(task);
-    }
-}
-
-impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> Drop for Start<'_, A, F> {
-    fn drop(&mut self) {
-        self.go();
     }
 }
 
