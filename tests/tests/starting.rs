@@ -261,3 +261,62 @@ async fn a_declared_actor_is_subscribed_before_its_started_hook_runs() {
     assert_eq!(system.dead_letters().counts().total(), 0, "no dead letter");
     system.shutdown(Duration::from_secs(5)).await;
 }
+
+/// Actors spawned on two workers while other tasks already tell them:
+/// each actor's `started` runs once, before any message, and every message
+/// is handled once, in order, whether it arrived while the actor started,
+/// while it was parked, or once it had a task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_racing_the_start_are_all_handled_in_order_after_started() {
+    const SPAWNERS: u32 = 8;
+    const ACTORS: u32 = 100;
+    const MESSAGES: u32 = 50;
+    let system = System::builder().build().unwrap();
+    let mut spawners = Vec::new();
+    for s in 0..SPAWNERS {
+        let system = system.clone();
+        spawners.push(tokio::spawn(async move {
+            let mut made = Vec::new();
+            for _ in 0..ACTORS {
+                let events = log();
+                let e = events.clone();
+                let addr = system.spawn("raced", move || Starter::new(&e)).unwrap();
+                // The first messages race the start from the other worker.
+                let teller = tokio::spawn(async move {
+                    for seq in 1..=MESSAGES {
+                        addr.tell(Num { sender: s, seq }).await.unwrap();
+                    }
+                });
+                made.push((events, teller));
+                tokio::task::yield_now().await;
+            }
+            made
+        }));
+    }
+    let mut all = Vec::new();
+    for spawner in spawners {
+        for (events, teller) in spawner.await.unwrap() {
+            teller.await.unwrap();
+            all.push(events);
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(60), system.settled())
+        .await
+        .expect("a wake-up was lost: not settled within a minute");
+    assert_eq!(all.len(), (SPAWNERS * ACTORS) as usize);
+    for events in &all {
+        let seen = events.take();
+        assert_eq!(seen.first(), Some(&(0, 0)), "started first, once");
+        let sender = seen[1].0;
+        let expected: Vec<(u32, u32)> = std::iter::once((0, 0))
+            .chain((1..=MESSAGES).map(|seq| (sender, seq)))
+            .collect();
+        assert_eq!(seen, expected, "every message once, in order");
+    }
+    let report = system.shutdown(Duration::from_secs(5)).await;
+    assert!(
+        report.settled && report.undelivered.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(system.dead_letters().counts().total(), 0);
+}
