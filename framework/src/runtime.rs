@@ -497,7 +497,9 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> Drop for Start<'_, A, F> {
 
 /// Starts an actor's loop. Its future is made here: until then only its
 /// state (a fraction of its size) is moved around. Detached: the list, not a
-/// join handle, tells when it ends.
+/// join handle, tells when it ends. Inlined, so that the loop's state is
+/// not copied on its way here.
+#[inline(always)]
 fn start_run<A: Actor, F: Fn() -> A + Send + Sync + 'static>(system: &System, run: ActorRun<A, F>) {
     let entity = run.passivation.is_some();
     let task = InActorTask {
