@@ -320,3 +320,107 @@ async fn messages_racing_the_start_are_all_handled_in_order_after_started() {
     );
     assert_eq!(system.dead_letters().counts().total(), 0);
 }
+
+#[tokio::test]
+async fn a_group_that_fails_half_made_starts_and_stops_the_members_it_made() {
+    let system = System::builder().build().unwrap();
+    let stopped = Counter::default();
+    let events = log();
+    let (s, e) = (stopped.clone(), events.clone());
+    // The second member gets an invalid configuration: the first is made,
+    // then the group fails.
+    let configured = Counter::default();
+    let configure = move |c: mercato::ActorConfig| {
+        if configured.bump() == 2 {
+            c.capacity(0)
+        } else {
+            c
+        }
+    };
+    let err = system
+        .spawn_group_with("pool", 3, configure, move || {
+            let mut starter = Starter::new(&e);
+            starter.stopped = s.clone();
+            starter
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("mailbox.capacity"), "{err}");
+    tokio::time::timeout(Duration::from_secs(10), system.settled())
+        .await
+        .expect("the member made before the failure was left without its loop");
+    assert_eq!(events.take(), vec![(0, 0)], "the one member made started");
+    assert_eq!(stopped.get(), 1, "and stopped, as a half-made group is");
+    let report = system.shutdown(Duration::from_secs(5)).await;
+    assert!(report.settled, "{report:?}");
+}
+
+#[derive(mercato::Event, Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[event(name = "test.cart_opened", version = 1)]
+struct CartOpened {
+    #[event(key)]
+    cart: u64,
+}
+
+/// A cart that, once activated, opens the cart of the key 1,000 above its
+/// own: a publish to its own kind from `started`.
+struct Opener {
+    key: u64,
+    events: Events,
+}
+
+#[mercato::actor(entity)]
+impl Opener {
+    #[started]
+    async fn up(&mut self, cx: &mut Context<Self>) {
+        if self.key < 1000 {
+            cx.publish(CartOpened {
+                cart: self.key + 1000,
+            })
+            .await
+            .unwrap();
+        }
+    }
+
+    #[on]
+    fn opened(&mut self, e: &CartOpened) {
+        self.events.push((u32::try_from(e.cart).unwrap(), 0));
+    }
+}
+
+/// On a runtime of its own, dropped without waiting for its workers: were
+/// the activation to run `started` under the kind's lock, the publishing
+/// worker would block on that lock for good, and the test must fail, not
+/// hang.
+#[test]
+fn an_entitys_started_hook_can_publish_to_its_own_kind() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let events = log();
+    let e = events.clone();
+    let done = runtime.block_on(async move {
+        let system = System::builder().build().unwrap();
+        system
+            .start_entities("opener", move |key: &mercato::Key| Opener {
+                key: key.to_string().parse().unwrap(),
+                events: e.clone(),
+            })
+            .unwrap();
+        let publishing = tokio::spawn(async move {
+            system.publish(CartOpened { cart: 1 }).await.unwrap();
+            system.settled().await;
+            system.shutdown(Duration::from_secs(5)).await
+        });
+        tokio::time::timeout(Duration::from_secs(10), publishing).await
+    });
+    runtime.shutdown_background();
+    let report = done
+        .expect("the activation deadlocked on its kind's table")
+        .unwrap();
+    assert!(report.settled, "{report:?}");
+    let mut seen = events.take();
+    seen.sort_unstable();
+    assert_eq!(seen, vec![(1, 0), (1001, 0)]);
+}
