@@ -1,8 +1,12 @@
 //! Starting: an actor is built and runs `started` inside `spawn`, up to its
 //! first wait, and gets a tokio task of its own only when first woken (a
 //! message, a stop, a timer, or what `started` waits for). What it is
-//! sent is handled in order, after `started`; shutdown and a dropped
-//! runtime reach actors that never got a task.
+//! sent is handled in order, after `started`, even while it races the
+//! start from another worker; shutdown and a dropped runtime reach actors
+//! that never got a task. A declared actor is subscribed before `started`
+//! runs, a half-made group's members still start (and stop), and an
+//! entity, which gets a task at once, can publish to its own kind from
+//! `started`.
 
 // In tests, an unwrap that fails is a test failure with its message.
 #![allow(clippy::unwrap_used)]
