@@ -41,6 +41,26 @@ impl Starter {
             dropped: Arc::default(),
         }
     }
+
+    fn gated(mut self, gate: Option<oneshot::Receiver<()>>) -> Self {
+        self.gate = gate;
+        self
+    }
+
+    fn telling_itself(mut self) -> Self {
+        self.tell_self = true;
+        self
+    }
+
+    fn counting_stops(mut self, stopped: &Counter) -> Self {
+        self.stopped = stopped.clone();
+        self
+    }
+
+    fn flagging_drop(mut self, dropped: &Arc<AtomicBool>) -> Self {
+        self.dropped = dropped.clone();
+        self
+    }
 }
 
 impl Drop for Starter {
@@ -131,9 +151,7 @@ async fn a_started_hook_that_waits_finishes_in_the_actors_own_task_before_any_me
     let e = events.clone();
     let addr = system
         .spawn("gated", move || {
-            let mut starter = Starter::new(&e);
-            starter.gate = gate.lock().unwrap().take();
-            starter
+            Starter::new(&e).gated(gate.lock().unwrap().take())
         })
         .unwrap();
     assert!(events.take().is_empty(), "started waits for its gate");
@@ -157,11 +175,7 @@ async fn what_started_tells_its_own_actor_is_handled_in_the_actors_task() {
     let events = log();
     let e = events.clone();
     system
-        .spawn("self-teller", move || {
-            let mut starter = Starter::new(&e);
-            starter.tell_self = true;
-            starter
-        })
+        .spawn("self-teller", move || Starter::new(&e).telling_itself())
         .unwrap();
     assert_eq!(
         events.take(),
@@ -181,11 +195,7 @@ async fn shutdown_stops_actors_that_never_got_a_task() {
     for _ in 0..10 {
         let (s, e) = (stopped.clone(), events.clone());
         system
-            .spawn("idle", move || {
-                let mut starter = Starter::new(&e);
-                starter.stopped = s.clone();
-                starter
-            })
+            .spawn("idle", move || Starter::new(&e).counting_stops(&s))
             .unwrap();
     }
     let report = system.shutdown(Duration::from_secs(5)).await;
@@ -205,11 +215,7 @@ fn dropping_the_runtime_drops_actors_that_never_got_a_task() {
         let system = System::builder().build().unwrap();
         let (e, d) = (events.clone(), dropped.clone());
         system
-            .spawn("idle", move || {
-                let mut starter = Starter::new(&e);
-                starter.dropped = d.clone();
-                starter
-            })
+            .spawn("idle", move || Starter::new(&e).flagging_drop(&d))
             .unwrap();
         system
     });
@@ -343,9 +349,7 @@ async fn a_group_that_fails_half_made_starts_and_stops_the_members_it_made() {
     };
     let err = system
         .spawn_group_with("pool", 3, configure, move || {
-            let mut starter = Starter::new(&e);
-            starter.stopped = s.clone();
-            starter
+            Starter::new(&e).counting_stops(&s)
         })
         .unwrap_err();
     assert!(err.to_string().contains("mailbox.capacity"), "{err}");
