@@ -909,8 +909,12 @@ fn in_child(what: &str, contender: Contender, n: u64) -> Vec<f64> {
 }
 
 fn child(args: &[String]) {
-    let [what, contender, n] = args else {
-        panic!("usage: --child <spawn|allocs|tell|pipeline|ask|fan-out|keyed> <contender> <n>");
+    let (what, contender, n, runs) = match args {
+        [what, contender, n] => (what, contender, n, None),
+        [what, contender, n, runs] => (what, contender, n, Some(runs)),
+        _ => panic!(
+            "usage: --child <spawn|allocs|tell|pipeline|ask|fan-out|keyed> <contender> <n> [runs]"
+        ),
     };
     let contender = Contender::from_arg(contender);
     let n: u64 = n.parse().unwrap();
@@ -919,35 +923,32 @@ fn child(args: &[String]) {
         Ordering::Relaxed,
     );
     let line = match what.as_str() {
+        "spawn" | "allocs" if runs.is_some() => {
+            panic!("`{what}` runs once per process: it measures a fresh one")
+        }
         "spawn" => contender.block_on(spawn_idle(contender, n)),
         "allocs" => contender.block_on(count_allocations(contender, n)),
-        // One run of a timed workload alone, for a profiler.
-        "tell" => contender
-            .run(Work::Tell(n))
-            .elapsed
-            .as_secs_f64()
-            .to_string(),
-        "pipeline" => contender
-            .run(Work::Pipeline(n))
-            .elapsed
-            .as_secs_f64()
-            .to_string(),
-        "ask" => contender
-            .run(Work::Ask(n))
-            .elapsed
-            .as_secs_f64()
-            .to_string(),
-        "fan-out" => contender
-            .run(Work::FanOut(n))
-            .elapsed
-            .as_secs_f64()
-            .to_string(),
-        "keyed" => contender
-            .run(Work::Keyed(n, n / 10))
-            .elapsed
-            .as_secs_f64()
-            .to_string(),
-        other => panic!("unknown child workload `{other}`"),
+        // A timed workload alone, for a profiler: once, or `runs` times in
+        // this one process (each time printed), to see what a warm process
+        // changes.
+        timed => {
+            let work = match timed {
+                "tell" => Work::Tell(n),
+                "pipeline" => Work::Pipeline(n),
+                "ask" => Work::Ask(n),
+                "fan-out" => Work::FanOut(n),
+                "keyed" => Work::Keyed(n, n / 10),
+                other => panic!("unknown child workload `{other}`"),
+            };
+            let runs: u32 = runs.map_or(1, |r| match r.parse() {
+                Ok(r) if r > 0 => r,
+                _ => panic!("`runs` must be a whole number from 1, not `{r}`"),
+            });
+            (0..runs)
+                .map(|_| contender.run(work).elapsed.as_secs_f64().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
     };
     println!("{line}");
 }
