@@ -909,11 +909,15 @@ fn in_child(what: &str, contender: Contender, n: u64) -> Vec<f64> {
 }
 
 fn child(args: &[String]) {
-    let (what, contender, n, runs) = match args {
-        [what, contender, n] => (what, contender, n, None),
-        [what, contender, n, runs] => (what, contender, n, Some(runs)),
+    let (what, contender, n, runs, keys) = match args {
+        [what, contender, n] => (what, contender, n, None, None),
+        [what, contender, n, runs] => (what, contender, n, Some(runs), None),
+        [what, contender, n, runs, keys] if what == "keyed" => {
+            (what, contender, n, Some(runs), Some(keys))
+        }
         _ => panic!(
-            "usage: --child <spawn|allocs|tell|pipeline|ask|fan-out|keyed> <contender> <n> [runs]"
+            "usage: --child <spawn|allocs|tell|pipeline|ask|fan-out|keyed> <contender> <n> [runs] \
+             (keyed also takes [keys] after runs)"
         ),
     };
     let contender = Contender::from_arg(contender);
@@ -937,7 +941,14 @@ fn child(args: &[String]) {
                 "pipeline" => Work::Pipeline(n),
                 "ask" => Work::Ask(n),
                 "fan-out" => Work::FanOut(n),
-                "keyed" => Work::Keyed(n, n / 10),
+                // Ten events per key unless told how many keys.
+                "keyed" => Work::Keyed(
+                    n,
+                    keys.map_or((n / 10).max(1), |k| match k.parse() {
+                        Ok(k) if k > 0 => k,
+                        _ => panic!("`keys` must be a whole number from 1, not `{k}`"),
+                    }),
+                ),
                 other => panic!("unknown child workload `{other}`"),
             };
             let runs: u32 = runs.map_or(1, |r| match r.parse() {
