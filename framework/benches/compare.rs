@@ -942,19 +942,10 @@ fn child(args: &[String]) {
                 "ask" => Work::Ask(n),
                 "fan-out" => Work::FanOut(n),
                 // Ten events per key unless told how many keys.
-                "keyed" => Work::Keyed(
-                    n,
-                    keys.map_or((n / 10).max(1), |k| match k.parse() {
-                        Ok(k) if k > 0 => k,
-                        _ => panic!("`keys` must be a whole number from 1, not `{k}`"),
-                    }),
-                ),
+                "keyed" => Work::Keyed(n, keys.map_or((n / 10).max(1), |k| from_one("keys", k))),
                 other => panic!("unknown child workload `{other}`"),
             };
-            let runs: u32 = runs.map_or(1, |r| match r.parse() {
-                Ok(r) if r > 0 => r,
-                _ => panic!("`runs` must be a whole number from 1, not `{r}`"),
-            });
+            let runs: u32 = runs.map_or(1, |r| from_one("runs", r));
             (0..runs)
                 .map(|_| contender.run(work).elapsed.as_secs_f64().to_string())
                 .collect::<Vec<_>>()
@@ -962,6 +953,15 @@ fn child(args: &[String]) {
         }
     };
     println!("{line}");
+}
+
+/// A child's count argument `name`: a whole number from 1, or a panic that
+/// names it.
+fn from_one<T: std::str::FromStr + From<u8> + PartialOrd>(name: &str, text: &str) -> T {
+    match text.parse() {
+        Ok(v) if v >= T::from(1) => v,
+        _ => panic!("`{name}` must be a whole number from 1, not `{text}`"),
+    }
 }
 
 // ------------------------------------------------------------------ table
