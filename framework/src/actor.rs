@@ -394,14 +394,24 @@ impl<M: Message, E, T: IntoEnvelope<E>, W: FnOnce(T) -> M> Future for Telling<'_
         if let Some(value) = self.0.value_mut() {
             value.stamp();
         }
-        std::pin::Pin::new(&mut self.0).poll(cx).map(|sent| {
-            sent.map_err(|error| match error {
-                SendError::Full(t) => TellError::Full(t.into_envelope()),
-                SendError::Closed(t) => TellError::Stopped(t.into_envelope()),
-                SendError::ShuttingDown(t) => TellError::ShuttingDown(t.into_envelope()),
-                SendError::DeadlineExceeded(id) => TellError::DeadlineExceeded(id),
-            })
-        })
+        match std::pin::Pin::new(&mut self.0).poll(cx) {
+            std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Ok(())),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+            std::task::Poll::Ready(Err(error)) => std::task::Poll::Ready(Err(refused(error))),
+        }
+    }
+}
+
+/// The error a refused tell gives. Kept out of line: the envelope is made
+/// only here, and the common path stays small.
+#[cold]
+#[inline(never)]
+fn refused<E, T: IntoEnvelope<E>>(error: SendError<T>) -> TellError<E> {
+    match error {
+        SendError::Full(t) => TellError::Full(t.into_envelope()),
+        SendError::Closed(t) => TellError::Stopped(t.into_envelope()),
+        SendError::ShuttingDown(t) => TellError::ShuttingDown(t.into_envelope()),
+        SendError::DeadlineExceeded(id) => TellError::DeadlineExceeded(id),
     }
 }
 

@@ -456,7 +456,11 @@ pub struct Meta {
     pub(crate) timestamp: u64,
     pub(crate) kind: &'static Kind,
     pub(crate) extra: Option<Box<Extra>>,
-    pub(crate) attempt: u32,
+    /// Stored in a full word: an envelope is made on the stack and copied
+    /// word by word, and a copy that reads a word written in halves waits
+    /// for the writes to reach the cache instead of taking them from the
+    /// store buffer.
+    pub(crate) attempt: u64,
 }
 
 /// What few envelopes carry: headers, and a journal's or broker's
@@ -526,7 +530,7 @@ impl Meta {
     }
     /// The delivery attempt, starting at 1; retries count up.
     pub fn attempt(&self) -> u32 {
-        self.attempt
+        u32::try_from(self.attempt).unwrap_or(u32::MAX)
     }
     /// The event's wire name.
     pub fn event(&self) -> &'static str {

@@ -1134,6 +1134,7 @@ impl<M, T, W, O: Owner> Unpin for Push<'_, M, T, W, O> {}
 impl<M, T, W: FnOnce(T) -> M, O: Owner> Future for Push<'_, M, T, W, O> {
     type Output = Result<Pushed<M>, Refused<T>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         if this.value.is_none() {
@@ -1174,7 +1175,21 @@ impl<M, T, W: FnOnce(T) -> M, O: Owner> Future for Push<'_, M, T, W, O> {
                     next_sender = state.next_waiting_sender();
                     this.mailbox.note_waiting(&state);
                 }
-                (Ok(Pushed::Queued), state.receiver.take())
+                let receiver = state.receiver.take();
+                drop(state);
+                // Returned from here rather than through the common tail,
+                // so that the result is written once, not assembled on the
+                // stack and copied.
+                if let Some(waker) = receiver {
+                    waker.wake();
+                }
+                if let Some(sender) = next_sender {
+                    sender.wake();
+                }
+                if let Some(coop) = coop {
+                    coop.made_progress();
+                }
+                return Poll::Ready(Ok(Pushed::Queued));
             } else {
                 let Some((value, wrap)) = this.value.take() else {
                     panic!("`Push` polled after completion");

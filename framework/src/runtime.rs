@@ -835,6 +835,7 @@ pin_project_lite::pin_project! {
 impl<F: Future, M, S: Borrow<tracing::Span>> Future for Guard<'_, F, M, S> {
     type Output = Guarded<F::Output>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let outcome = {
@@ -873,14 +874,27 @@ async fn sleep_unless_cancelled<M>(delay: Duration, mailbox: &Mailbox<M, Identit
 }
 
 /// The span of one handled message (DEBUG: off unless a subscriber asks).
+/// The level is checked here, inline, so that the disabled span is made
+/// in place rather than returned through memory by a call.
+#[inline(always)]
 fn handle_span(actor: &str, meta: &crate::event::Meta) -> tracing::Span {
+    if tracing::level_enabled!(tracing::Level::DEBUG) {
+        enabled_handle_span(actor, meta)
+    } else {
+        tracing::Span::none()
+    }
+}
+
+/// [`handle_span`] once DEBUG may be on.
+#[inline(never)]
+fn enabled_handle_span(actor: &str, meta: &crate::event::Meta) -> tracing::Span {
     tracing::debug_span!(
         "handle",
         actor = %actor,
         event = meta.event(),
         event_id = %meta.id(),
         correlation_id = %meta.correlation_id(),
-        attempt = meta.attempt,
+        attempt = meta.attempt(),
     )
 }
 
@@ -1176,7 +1190,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
     ) -> Outcome<A::Msg> {
         let supervision = *self.cx.supervision;
         loop {
-            let attempt = message.meta().attempt;
+            let attempt = message.meta().attempt();
             let result = match first.take() {
                 Some(result) => result,
                 None => {
@@ -1215,7 +1229,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                             );
                             return Outcome::Cancelled;
                         }
-                        message.meta_mut().attempt = attempt + 1;
+                        message.meta_mut().attempt = u64::from(attempt) + 1;
                         continue;
                     }
                     cell.dead_letter(message, DeadLetterReason::RetriesExhausted, Some(text));
@@ -1227,7 +1241,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                         && attempt <= supervision.max_retries
                         && supervision.restart != Restart::Temporary
                     {
-                        message.meta_mut().attempt = attempt + 1;
+                        message.meta_mut().attempt = u64::from(attempt) + 1;
                         return Outcome::Panicked(text, Some(message));
                     }
                     cell.dead_letter(message, DeadLetterReason::Panicked, Some(text.clone()));
