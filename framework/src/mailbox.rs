@@ -21,7 +21,9 @@
 //! running has been running. The depth of a queue is how an operator sees
 //! load.
 //!
-//! The queue is a `VecDeque` behind a short lock, allocated lazily: an idle
+//! The queue is a ring buffer of our own behind a short lock (like a
+//! `VecDeque`, but a message is made straight in its slot rather than on
+//! the stack and copied in), allocated lazily: an idle
 //! actor's mailbox holds no buffer until its first message, and in steady
 //! state a send allocates nothing. Under `Backpressure` the receiver takes
 //! everything queued in one go (swapping buffers, so nothing is copied; the
@@ -44,6 +46,9 @@
 //! assert!(MailboxConfig::new(0, Overflow::Reject).validate().is_err());
 //! ```
 
+#[allow(unsafe_code)]
+mod ring;
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -53,6 +58,7 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex};
+use ring::Ring;
 use std::sync::atomic::Ordering;
 
 /// What a full mailbox does with one more message. See the [module](self) docs.
@@ -259,7 +265,7 @@ pub(crate) enum Refused<T> {
 #[repr(C)]
 struct State<M> {
     // Touched by every send.
-    queue: VecDeque<M>,
+    queue: Ring<M>,
     receiver: Option<Waker>,
     /// The control lane and the senders waiting for room, made on first use.
     rare: Option<Box<Rare>>,
@@ -345,13 +351,15 @@ impl<M> State<M> {
         }
     }
 
-    /// Queues a message at the back: every send path, so that the queue's
-    /// buffer, empty after a batch swap, grows once to the batch's size.
-    fn enqueue(&mut self, message: M) {
+    /// Queues the message `make` returns at the back, made in its slot:
+    /// every send path, so that the queue's buffer, empty after a batch
+    /// swap, grows once to the batch's size.
+    #[inline]
+    fn enqueue(&mut self, make: impl FnOnce() -> M) {
         if self.queue.capacity() == 0 {
             self.queue.reserve(self.spare as usize);
         }
-        self.queue.push_back(message);
+        self.queue.push_back_with(make);
     }
 
     fn has_work(&self) -> bool {
@@ -490,7 +498,7 @@ const SYNC_EVERY: u32 = if cfg!(loom) { 2 } else { 32 };
 /// many it started since it last held the lock. Owned by the receiver.
 #[derive(Debug)]
 pub(crate) struct Batch<M> {
-    items: VecDeque<M>,
+    items: Ring<M>,
     since_sync: u32,
     /// The item started last is a message (not a control signal), to be
     /// counted as processed once it finishes.
@@ -500,7 +508,7 @@ pub(crate) struct Batch<M> {
 impl<M> Default for Batch<M> {
     fn default() -> Self {
         Batch {
-            items: VecDeque::new(),
+            items: Ring::new(),
             since_sync: 0,
             running_message: false,
         }
@@ -530,7 +538,7 @@ impl<M, O: Owner> Mailbox<M, O> {
     pub(crate) fn owned(config: MailboxConfig, head: O::Head, owner: O) -> Self {
         let mailbox = Mailbox {
             state: Mutex::new(State {
-                queue: VecDeque::new(),
+                queue: Ring::new(),
                 receiver: None,
                 rare: None,
                 closed: false,
@@ -686,7 +694,7 @@ impl<M, O: Owner> Mailbox<M, O> {
             if state.closed || held >= self.capacity() {
                 return Err(value);
             }
-            state.enqueue(wrap(value));
+            state.enqueue(|| wrap(value));
             state.enqueued += 1;
             self.note_high_water(&mut state, held + 1);
             state.receiver.take()
@@ -741,7 +749,7 @@ impl<M, O: Owner> Mailbox<M, O> {
         }
         let held = self.held_for_send(state);
         let pushed = if held < self.capacity() {
-            state.enqueue(wrap(value));
+            state.enqueue(|| wrap(value));
             Pushed::Queued
         } else {
             match self.overflow {
@@ -759,7 +767,7 @@ impl<M, O: Owner> Mailbox<M, O> {
                 Overflow::DropOldest => {
                     state.dropped += 1;
                     let evicted = state.queue.pop_front();
-                    state.enqueue(wrap(value));
+                    state.enqueue(|| wrap(value));
                     match evicted {
                         Some(evicted) => Pushed::Evicted(Box::new(evicted)),
                         None => Pushed::Queued,
@@ -863,7 +871,7 @@ impl<M, O: Owner> Mailbox<M, O> {
             && (batch.since_sync < SYNC_EVERY || !self.senders_waiting.load(Ordering::Acquire))
         {
             self.finish(batch);
-            *slot = batch.items.pop_front();
+            batch.items.pop_front_into(slot);
             batch.running_message = true;
             batch.since_sync = batch.since_sync.saturating_add(1);
             self.started.store(
@@ -929,11 +937,7 @@ impl<M, O: Owner> Mailbox<M, O> {
             }
             let taken = if control.is_some() {
                 Poll::Ready(control)
-            } else if let Some(message) = batch.items.pop_front() {
-                *slot = Some(message);
-                Poll::Ready(None)
-            } else if let Some(message) = state.queue.pop_front() {
-                *slot = Some(message);
+            } else if batch.items.pop_front_into(slot) || state.queue.pop_front_into(slot) {
                 Poll::Ready(None)
             } else {
                 state.receiver = Some(cx.waker().clone());
@@ -996,7 +1000,7 @@ impl<M, O: Owner> Mailbox<M, O> {
             let mut state = self.lock();
             state.closed = true;
             let taken = (
-                std::mem::take(&mut state.queue),
+                std::mem::take(&mut state.queue).collect(),
                 state
                     .rare
                     .as_mut()
@@ -1166,7 +1170,7 @@ impl<M, T, W: FnOnce(T) -> M, O: Owner> Future for Push<'_, M, T, W, O> {
                 let Some((value, wrap)) = this.value.take() else {
                     panic!("`Push` polled after completion");
                 };
-                state.enqueue(wrap(value));
+                state.enqueue(|| wrap(value));
                 state.enqueued += 1;
                 this.mailbox.note_high_water(&mut state, held + 1);
                 // A woken sender passes the wake-up on while room is left,

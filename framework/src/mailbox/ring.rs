@@ -1,0 +1,314 @@
+//! The growable ring buffer behind a mailbox's queue and its receiver's
+//! batch.
+//!
+//! It does what the mailbox needs of a double-ended queue, plus one thing
+//! `VecDeque` cannot: [`Ring::push_back_with`] makes the value straight in
+//! its slot, after any growth, so a message (an envelope of a hundred-odd
+//! bytes) is written once instead of being built on the stack and copied
+//! in. It is the only code of the crate with `unsafe`; each block says why
+//! it is sound, and the tests check it against `VecDeque` (a property test
+//! runs random operations on both) and count drops.
+
+use std::fmt;
+use std::mem::MaybeUninit;
+
+/// A double-ended queue over one buffer, grown on demand.
+///
+/// Slots `head`, `head + 1`, … `head + len - 1` (wrapping at the
+/// capacity) hold initialized values; the others are uninitialized.
+pub(crate) struct Ring<T> {
+    buf: Box<[MaybeUninit<T>]>,
+    head: usize,
+    len: usize,
+}
+
+impl<T> Ring<T> {
+    /// An empty ring; it allocates nothing until its first value.
+    pub(crate) fn new() -> Self {
+        Ring {
+            buf: Box::new_uninit_slice(0),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The slot `offset` places after the head. `offset < capacity`.
+    #[inline]
+    fn slot(&self, offset: usize) -> usize {
+        let i = self.head + offset;
+        if i >= self.buf.len() {
+            i - self.buf.len()
+        } else {
+            i
+        }
+    }
+
+    /// Makes room for at least `additional` more values.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let needed = self.len.checked_add(additional).expect("capacity overflow");
+        if needed > self.capacity() {
+            self.grow_to(needed.max(self.capacity() * 2).max(4));
+        }
+    }
+
+    /// Moves the values, in order, into a new buffer of `capacity` slots.
+    #[cold]
+    #[inline(never)]
+    fn grow_to(&mut self, capacity: usize) {
+        debug_assert!(capacity >= self.len);
+        let mut buf = Box::new_uninit_slice(capacity);
+        let first = self.len.min(self.capacity() - self.head);
+        // SAFETY: the `len` initialized values sit in two runs, `first` of
+        // them from `head` to the end of the old buffer and the rest from
+        // its start; both runs are in bounds of the old buffer and copied to
+        // the front of the new one, which has room for `len >= first` values
+        // and does not overlap the old one. The old buffer's slots are
+        // `MaybeUninit`, so dropping it afterwards drops no value twice.
+        unsafe {
+            let old = self.buf.as_ptr();
+            let new = buf.as_mut_ptr();
+            std::ptr::copy_nonoverlapping(old.add(self.head), new, first);
+            std::ptr::copy_nonoverlapping(old, new.add(first), self.len - first);
+        }
+        self.buf = buf;
+        self.head = 0;
+    }
+
+    /// Queues the value `make` returns at the back, making it in its slot.
+    /// If `make` panics the ring is unchanged.
+    #[inline]
+    pub(crate) fn push_back_with(&mut self, make: impl FnOnce() -> T) {
+        if self.len == self.capacity() {
+            self.reserve(1);
+        }
+        let at = self.slot(self.len);
+        self.buf[at].write(make());
+        self.len += 1;
+    }
+
+    #[cfg(test)]
+    pub(crate) fn push_back(&mut self, value: T) {
+        self.push_back_with(|| value);
+    }
+
+    pub(crate) fn push_front(&mut self, value: T) {
+        if self.len == self.capacity() {
+            self.reserve(1);
+        }
+        let at = self.slot(self.capacity() - 1);
+        self.buf[at].write(value);
+        self.head = at;
+        self.len += 1;
+    }
+
+    #[inline]
+    pub(crate) fn pop_front(&mut self) -> Option<T> {
+        if self.len == 0 {
+            return None;
+        }
+        let at = self.head;
+        self.head = self.slot(1);
+        self.len -= 1;
+        // SAFETY: slot `at` was the head of a non-empty ring, so it holds an
+        // initialized value; it is now outside the live run, so the value is
+        // read out once and never dropped in place.
+        Some(unsafe { self.buf[at].assume_init_read() })
+    }
+
+    /// Moves the front value into `slot`, straight from the buffer; `false`
+    /// (and `slot` untouched) when the ring is empty.
+    #[inline]
+    pub(crate) fn pop_front_into(&mut self, slot: &mut Option<T>) -> bool {
+        if self.len == 0 {
+            return false;
+        }
+        let at = self.head;
+        self.head = self.slot(1);
+        self.len -= 1;
+        // SAFETY: as in `pop_front`: slot `at` held the head value, which is
+        // now outside the live run and read out once.
+        *slot = Some(unsafe { self.buf[at].assume_init_read() });
+        true
+    }
+
+    pub(crate) fn pop_back(&mut self) -> Option<T> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        let at = self.slot(self.len);
+        // SAFETY: slot `at` was the last of the live run, so it holds an
+        // initialized value; it is now outside the run, so the value is read
+        // out once and never dropped in place.
+        Some(unsafe { self.buf[at].assume_init_read() })
+    }
+}
+
+impl<T> Default for Ring<T> {
+    fn default() -> Self {
+        Ring::new()
+    }
+}
+
+impl<T> Drop for Ring<T> {
+    fn drop(&mut self) {
+        while self.pop_front().is_some() {}
+    }
+}
+
+impl<T> Iterator for Ring<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.pop_front()
+    }
+}
+
+impl<T> fmt::Debug for Ring<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ring")
+            .field("len", &self.len)
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::cell::Cell;
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+
+    use proptest::prelude::{Just, Strategy, any, prop_assert_eq, prop_oneof, proptest};
+
+    use super::Ring;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        PushBack(u32),
+        PushFront(u32),
+        PopFront,
+        PopBack,
+        Reserve(usize),
+        Swap,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => any::<u32>().prop_map(Op::PushBack),
+            1 => any::<u32>().prop_map(Op::PushFront),
+            3 => Just(Op::PopFront),
+            1 => Just(Op::PopBack),
+            1 => (0usize..40).prop_map(Op::Reserve),
+            1 => Just(Op::Swap),
+        ]
+    }
+
+    proptest! {
+        /// Any sequence of operations leaves a ring (and a second one it
+        /// swaps with) holding what two `VecDeque`s would hold, in order.
+        #[test]
+        fn behaves_like_a_vec_deque(ops in proptest::collection::vec(op(), 0..300)) {
+            let (mut ring, mut other) = (Ring::new(), Ring::new());
+            let (mut model, mut other_model) = (VecDeque::new(), VecDeque::new());
+            for op in ops {
+                match op {
+                    Op::PushBack(v) => {
+                        ring.push_back(v);
+                        model.push_back(v);
+                    }
+                    Op::PushFront(v) => {
+                        ring.push_front(v);
+                        model.push_front(v);
+                    }
+                    Op::PopFront => prop_assert_eq!(ring.pop_front(), model.pop_front()),
+                    Op::PopBack => prop_assert_eq!(ring.pop_back(), model.pop_back()),
+                    Op::Reserve(n) => {
+                        ring.reserve(n);
+                        prop_assert_eq!(ring.capacity() >= ring.len() + n, true);
+                    }
+                    Op::Swap => {
+                        std::mem::swap(&mut ring, &mut other);
+                        std::mem::swap(&mut model, &mut other_model);
+                    }
+                }
+                prop_assert_eq!(ring.len(), model.len());
+                prop_assert_eq!(ring.is_empty(), model.is_empty());
+            }
+            prop_assert_eq!(ring.collect::<Vec<_>>(), model.into_iter().collect::<Vec<_>>());
+            prop_assert_eq!(other.collect::<Vec<_>>(), other_model.into_iter().collect::<Vec<_>>());
+        }
+    }
+
+    /// Counts the values dropped.
+    struct Counted(Rc<Cell<usize>>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+
+    #[test]
+    fn every_value_is_dropped_once_across_growth_wrapping_and_drop() {
+        let drops = Rc::new(Cell::new(0));
+        let mut ring = Ring::new();
+        for _ in 0..3 {
+            ring.push_back(Counted(drops.clone()));
+        }
+        // The head moves on, so later pushes wrap around the buffer.
+        drop(ring.pop_front());
+        drop(ring.pop_front());
+        assert_eq!(drops.get(), 2);
+        for _ in 0..10 {
+            ring.push_back(Counted(drops.clone()));
+            ring.push_front(Counted(drops.clone()));
+        }
+        assert_eq!(ring.len(), 21);
+        drop(ring.pop_back());
+        assert_eq!(drops.get(), 3);
+        drop(ring);
+        assert_eq!(
+            drops.get(),
+            3 + 20,
+            "the 20 left were dropped with the ring"
+        );
+    }
+
+    #[test]
+    fn a_value_is_made_in_its_slot_after_growth_and_a_panic_leaves_the_ring_as_it_was() {
+        let mut ring = Ring::new();
+        ring.push_back_with(|| 1);
+        let cap = ring.capacity();
+        for v in 2..=cap {
+            ring.push_back_with(|| v);
+        }
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ring.push_back_with(|| panic!("no value"));
+        }));
+        assert!(result.is_err());
+        assert_eq!(ring.len(), cap);
+        ring.push_back(cap + 1);
+        assert_eq!(ring.collect::<Vec<_>>(), (1..=cap + 1).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_new_ring_allocates_nothing_and_reserve_grows_exactly_once_to_what_is_asked() {
+        let mut ring: Ring<[u8; 100]> = Ring::new();
+        assert_eq!(ring.capacity(), 0);
+        ring.reserve(37);
+        assert_eq!(ring.capacity(), 37);
+        ring.reserve(37);
+        assert_eq!(ring.capacity(), 37, "room enough: no growth");
+    }
+}
