@@ -152,12 +152,14 @@ pub(crate) struct Core {
 }
 
 impl Core {
+    #[inline]
     pub(crate) fn accepts_outside(&self) -> bool {
         self.state.load(Ordering::Acquire) == RUNNING
     }
 
     /// Whether the caller may send now: any actor of this system may;
     /// outside callers only while the system runs.
+    #[inline]
     pub(crate) fn accepts_from_caller(&self) -> bool {
         self.accepts_outside() || in_actor_of(self)
     }
