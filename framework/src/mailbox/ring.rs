@@ -59,7 +59,7 @@ impl<T> Ring<T> {
     pub(crate) fn reserve(&mut self, additional: usize) {
         let needed = self.len.checked_add(additional).expect("capacity overflow");
         if needed > self.capacity() {
-            self.grow_to(needed.max(self.capacity() * 2).max(4));
+            self.grow_to(needed.max(self.capacity().saturating_mul(2)).max(4));
         }
     }
 
