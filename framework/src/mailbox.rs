@@ -1153,7 +1153,6 @@ impl<M, T, W: FnOnce(T) -> M, O: Owner> Future for Push<'_, M, T, W, O> {
         } else {
             Some(std::task::ready!(tokio::task::coop::poll_proceed(cx)))
         };
-        let mut next_sender = None;
         let (result, waker) = {
             let mut state = this.mailbox.lock();
             let old = this.waiter.take();
@@ -1175,6 +1174,7 @@ impl<M, T, W: FnOnce(T) -> M, O: Owner> Future for Push<'_, M, T, W, O> {
                 this.mailbox.note_high_water(&mut state, held + 1);
                 // A woken sender passes the wake-up on while room is left,
                 // so every waiting sender gets its turn.
+                let mut next_sender = None;
                 if old.is_some() && this.mailbox.held(&state) < this.mailbox.capacity() {
                     next_sender = state.next_waiting_sender();
                     this.mailbox.note_waiting(&state);
@@ -1184,15 +1184,7 @@ impl<M, T, W: FnOnce(T) -> M, O: Owner> Future for Push<'_, M, T, W, O> {
                 // Returned from here rather than through the common tail,
                 // so that the result is written once, not assembled on the
                 // stack and copied.
-                if let Some(waker) = receiver {
-                    waker.wake();
-                }
-                if let Some(sender) = next_sender {
-                    sender.wake();
-                }
-                if let Some(coop) = coop {
-                    coop.made_progress();
-                }
+                after_push(receiver, next_sender, coop);
                 return Poll::Ready(Ok(Pushed::Queued));
             } else {
                 let Some((value, wrap)) = this.value.take() else {
@@ -1223,16 +1215,27 @@ impl<M, T, W: FnOnce(T) -> M, O: Owner> Future for Push<'_, M, T, W, O> {
                 }
             }
         };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        if let Some(sender) = next_sender {
-            sender.wake();
-        }
-        if let Some(coop) = coop {
-            coop.made_progress();
-        }
+        after_push(waker, None, coop);
         Poll::Ready(result)
+    }
+}
+
+/// What a push does once the lock is released: wakes the receiver and the
+/// next waiting sender it took, and counts against tokio's budget.
+#[inline(always)]
+fn after_push(
+    receiver: Option<Waker>,
+    sender: Option<Waker>,
+    coop: Option<tokio::task::coop::RestoreOnPending>,
+) {
+    if let Some(waker) = receiver {
+        waker.wake();
+    }
+    if let Some(sender) = sender {
+        sender.wake();
+    }
+    if let Some(coop) = coop {
+        coop.made_progress();
     }
 }
 
