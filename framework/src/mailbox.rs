@@ -21,7 +21,7 @@
 //! running has been running. The depth of a queue is how an operator sees
 //! load.
 //!
-//! The queue is a ring buffer of our own behind a short lock (like a
+//! The queue is a ring buffer of mercato's own behind a short lock (like a
 //! `VecDeque`, but a message is made straight in its slot rather than on
 //! the stack and copied in), allocated lazily: an idle
 //! actor's mailbox holds no buffer until its first message, and in steady

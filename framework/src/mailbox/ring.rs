@@ -44,7 +44,8 @@ impl<T> Ring<T> {
         self.buf.len()
     }
 
-    /// The slot `offset` places after the head. `offset < capacity`.
+    /// The slot `offset` places after the head, for `offset <= capacity`
+    /// (the head is below the capacity, so one wrap is enough).
     #[inline]
     fn slot(&self, offset: usize) -> usize {
         let i = self.head + offset;
@@ -87,7 +88,7 @@ impl<T> Ring<T> {
     }
 
     /// Queues the value `make` returns at the back, making it in its slot.
-    /// If `make` panics the ring is unchanged.
+    /// If `make` panics the ring holds the values it held.
     #[inline]
     pub(crate) fn push_back_with(&mut self, make: impl FnOnce() -> T) {
         if self.len == self.capacity() {
@@ -168,12 +169,18 @@ impl<T> Drop for Ring<T> {
     }
 }
 
+/// Takes the values out from the front (what `close` hands back).
 impl<T> Iterator for Ring<T> {
     type Item = T;
     fn next(&mut self) -> Option<T> {
         self.pop_front()
     }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.len, Some(self.len))
+    }
 }
+
+impl<T> ExactSizeIterator for Ring<T> {}
 
 impl<T> fmt::Debug for Ring<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
