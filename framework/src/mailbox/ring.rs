@@ -56,11 +56,17 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Makes room for at least `additional` more values.
+    /// Makes room for at least `additional` more values: the capacity
+    /// doubles, or grows to what is asked if that is more. A ring's first
+    /// buffer, made by its first push, holds a single value: most mailboxes
+    /// never hold more than one message at a time (an entity that gets an
+    /// event now and then, an actor that keeps up with its senders), and
+    /// four slots where one is used would cost each of them three messages'
+    /// worth of memory; a queue that fills up doubles a few times, once.
     pub(crate) fn reserve(&mut self, additional: usize) {
         let needed = self.len.checked_add(additional).expect("capacity overflow");
         if needed > self.capacity() {
-            self.grow_to(needed.max(self.capacity().saturating_mul(2)).max(4));
+            self.grow_to(needed.max(self.capacity().saturating_mul(2)));
         }
     }
 
@@ -307,6 +313,18 @@ mod tests {
         assert_eq!(ring.len(), cap);
         ring.push_back(cap + 1);
         assert_eq!(ring.collect::<Vec<_>>(), (1..=cap + 1).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_first_push_makes_room_for_one_and_a_full_ring_doubles() {
+        let mut ring = Ring::new();
+        ring.push_back(1u64);
+        assert_eq!(ring.capacity(), 1);
+        for (v, cap) in [(2, 2), (3, 4), (4, 4), (5, 8)] {
+            ring.push_back(v);
+            assert_eq!(ring.capacity(), cap, "after pushing {v}");
+        }
+        assert_eq!(ring.collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
     }
 
     #[test]
