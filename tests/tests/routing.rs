@@ -370,6 +370,58 @@ async fn entity_activated_on_first_event_passivated_when_idle_and_reactivated_fr
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn entities_keyed_by_strings_small_integers_and_integers_past_64_bits_live_apart() {
+    let system = System::builder().build().unwrap();
+    let (ledgers, kit) = ledger_kind(&system, Duration::from_secs(30), Duration::ZERO, None);
+    let big = Key::Int(u128::from(u64::MAX) + 1);
+    // "7" and 7 are two keys, as are u64::MAX + 1 and 0.
+    let keys = [
+        Key::from("sku-1"),
+        Key::from("7"),
+        Key::from(7u64),
+        Key::from(0u64),
+        big.clone(),
+    ];
+    for (n, key) in (1..).zip(keys.iter().chain(keys.iter())) {
+        let event = OrderPlaced {
+            order_id: 0,
+            sku: 0,
+            n,
+        };
+        ledgers.tell(key.clone(), event).await.unwrap();
+    }
+    system.settled().await;
+    let g = ledgers.gauges();
+    assert_eq!((g.live, g.activations, g.processed), (5, 5, 10));
+    assert!(keys.iter().all(|k| ledgers.is_live(k)));
+    assert!(!ledgers.is_live(&Key::from(8u64)) && !ledgers.is_live(&Key::from("8")));
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    system.settled().await;
+    assert_eq!(ledgers.gauges().passivations, 5);
+    assert!(keys.iter().all(|k| !ledgers.is_live(k)));
+    ledgers
+        .tell(
+            big.clone(),
+            OrderPlaced {
+                order_id: 0,
+                sku: 0,
+                n: 11,
+            },
+        )
+        .await
+        .unwrap();
+    system.settled().await;
+    assert_eq!(ledgers.gauges().live, 1);
+    let mut seen = kit.seen.take();
+    seen.sort_by_key(|(_, _, n)| *n);
+    let expected: Vec<(Key, u32, u32)> = (1..=10)
+        .map(|n| (keys[(n as usize - 1) % 5].clone(), 1, n))
+        .chain([(big, 2, 11)])
+        .collect();
+    assert_eq!(seen, expected);
+}
+
 /// Publishes the `n`th event of order `order_id`.
 async fn publish_order(system: &System, order_id: u64, n: u32) {
     system
