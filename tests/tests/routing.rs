@@ -383,13 +383,13 @@ async fn entities_keyed_by_strings_small_integers_and_integers_past_64_bits_live
         Key::from(0u64),
         big.clone(),
     ];
+    let order = |n| OrderPlaced {
+        order_id: 0,
+        sku: 0,
+        n,
+    };
     for (n, key) in (1..).zip(keys.iter().chain(keys.iter())) {
-        let event = OrderPlaced {
-            order_id: 0,
-            sku: 0,
-            n,
-        };
-        ledgers.tell(key.clone(), event).await.unwrap();
+        ledgers.tell(key.clone(), order(n)).await.unwrap();
     }
     system.settled().await;
     let g = ledgers.gauges();
@@ -400,17 +400,7 @@ async fn entities_keyed_by_strings_small_integers_and_integers_past_64_bits_live
     system.settled().await;
     assert_eq!(ledgers.gauges().passivations, 5);
     assert!(keys.iter().all(|k| !ledgers.is_live(k)));
-    ledgers
-        .tell(
-            big.clone(),
-            OrderPlaced {
-                order_id: 0,
-                sku: 0,
-                n: 11,
-            },
-        )
-        .await
-        .unwrap();
+    ledgers.tell(big.clone(), order(11)).await.unwrap();
     system.settled().await;
     assert_eq!(ledgers.gauges().live, 1);
     let mut seen = kit.seen.take();
