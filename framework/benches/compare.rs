@@ -921,7 +921,7 @@ fn child(args: &[String]) {
         ),
     };
     let contender = Contender::from_arg(contender);
-    let n: u64 = n.parse().unwrap();
+    let n: u64 = from_one("n", n);
     ON.store(
         matches!(what.as_str(), "spawn" | "allocs"),
         Ordering::Relaxed,
