@@ -138,18 +138,26 @@ impl<T> Ring<T> {
         self.len += 1;
     }
 
-    #[inline]
-    pub(crate) fn pop_front(&mut self) -> Option<T> {
-        if self.len == 0 {
-            return None;
-        }
+    /// Takes the front value out of a ring that is not empty. Inlined into
+    /// its callers, so that the value goes straight where they put it.
+    #[inline(always)]
+    fn take_front(&mut self) -> T {
+        assert!(self.len > 0, "`take_front` on an empty ring");
         let at = self.head;
         self.head = self.slot(1);
         self.len -= 1;
         // SAFETY: slot `at` was the head of a non-empty ring, so it holds an
         // initialized value; it is now outside the live run, so the value is
         // read out once and never dropped in place.
-        Some(unsafe { self.buf[at].assume_init_read() })
+        unsafe { self.buf[at].assume_init_read() }
+    }
+
+    #[inline]
+    pub(crate) fn pop_front(&mut self) -> Option<T> {
+        if self.len == 0 {
+            return None;
+        }
+        Some(self.take_front())
     }
 
     /// Moves the front value into `slot`, straight from the buffer; `false`
@@ -159,12 +167,7 @@ impl<T> Ring<T> {
         if self.len == 0 {
             return false;
         }
-        let at = self.head;
-        self.head = self.slot(1);
-        self.len -= 1;
-        // SAFETY: as in `pop_front`: slot `at` held the head value, which is
-        // now outside the live run and read out once.
-        *slot = Some(unsafe { self.buf[at].assume_init_read() });
+        *slot = Some(self.take_front());
         true
     }
 
