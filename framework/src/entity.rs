@@ -608,9 +608,9 @@ impl<A: Actor> Passivation for EntityLink<A> {
         let intensity = self.kind.config.supervision_config().intensity;
         if !restarts.is_empty() {
             restarts.prune(tokio::time::Instant::now(), &intensity);
-        }
-        if !restarts.is_empty() {
-            self.kind.restarts.lock().insert(self.key.clone(), restarts);
+            if !restarts.is_empty() {
+                self.kind.restarts.lock().insert(self.key.clone(), restarts);
+            }
         }
         let mut table = self.kind.table.lock();
         match table.passivating.remove(&self.key) {
