@@ -672,13 +672,27 @@ impl<M, O: Owner> Mailbox<M, O> {
         value: T,
         wrap: impl FnOnce(T) -> M,
     ) -> Result<Pushed<M>, Refused<T>> {
-        let (result, waker) = {
-            let mut state = self.lock();
-            match self.push_locked(&mut *state, value, wrap, None) {
-                Attempt::Done(result, waker) => (result, waker),
-                Attempt::Wait(value) => (Err(Refused::Full(value)), None),
+        let mut state = self.lock();
+        let held = self.held_for_send(&state);
+        if !state.closed && held < self.capacity() {
+            // Room: the value goes straight into the queue, and the usual
+            // outcome is returned from here, as in `Push::poll`, rather
+            // than assembled on the stack by `push_locked` and copied.
+            state.enqueue(|| wrap(value));
+            state.enqueued += 1;
+            self.note_high_water(&mut state, held + 1);
+            let receiver = state.receiver.take();
+            drop(state);
+            if let Some(waker) = receiver {
+                waker.wake();
             }
+            return Ok(Pushed::Queued);
+        }
+        let (result, waker) = match self.push_locked(&mut *state, value, wrap, None) {
+            Attempt::Done(result, waker) => (result, waker),
+            Attempt::Wait(value) => (Err(Refused::Full(value)), None),
         };
+        drop(state);
         if let Some(waker) = waker {
             waker.wake();
         }

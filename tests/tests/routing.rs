@@ -1250,3 +1250,75 @@ async fn group_a_full_group_applies_the_policy_and_no_member_exceeds_its_capacit
     system.settled().await;
     assert_eq!(group.gauges().iter().map(|g| g.processed).sum::<u64>(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn gauges_count_every_queued_message_whichever_way_it_was_sent() {
+    // DESIGN.md `mailbox`: its gauges (high-water mark, processed), and
+    // "every message sent is handled, returned, or dead-lettered".
+    let system = System::builder().build().unwrap();
+    let seen = log();
+    let mail = listener(&system, "mail", &seen, |c| c);
+    listener(&system, "stock", &seen, |c| c);
+    let (ledgers, _kit) = ledger_kind(&system, Duration::from_secs(30), Duration::ZERO, None);
+    system.subscribe_keyed::<OrderPlaced, _>(&ledgers).unwrap();
+    // Published: a copy to each listener and one to ledger 7.
+    for n in 1..=3 {
+        publish_order(&system, 7, n).await;
+    }
+    // Straight to `mail`: twice without waiting, then once with a tell.
+    for n in 4..=5 {
+        mail.try_tell(OrderPlaced {
+            order_id: 8,
+            sku: 0,
+            n,
+        })
+        .unwrap();
+    }
+    mail.tell(OrderPlaced {
+        order_id: 8,
+        sku: 0,
+        n: 6,
+    })
+    .await
+    .unwrap();
+    // Straight to ledger 7, through its kind.
+    ledgers
+        .tell(
+            7_u64,
+            OrderPlaced {
+                order_id: 7,
+                sku: 0,
+                n: 7,
+            },
+        )
+        .await
+        .unwrap();
+    // Nothing has run yet: everything sent is queued.
+    let gauges = |name: &str| {
+        system
+            .mailboxes()
+            .into_iter()
+            .find(|g| g.actor == name)
+            .unwrap_or_else(|| panic!("no mailbox named {name}"))
+    };
+    let expected = [("mail", 6), ("stock", 3), ("ledger/7", 4)];
+    for (name, sent) in expected {
+        let g = gauges(name);
+        assert_eq!(
+            (g.depth, g.high_water, g.enqueued, g.processed),
+            (sent, sent, sent as u64, 0),
+            "{name} before it runs"
+        );
+    }
+    system.settled().await;
+    for (name, sent) in expected {
+        let g = gauges(name);
+        assert_eq!(
+            (g.depth, g.high_water, g.enqueued, g.processed),
+            (0, sent, sent as u64, sent as u64),
+            "{name} once settled"
+        );
+    }
+    assert_eq!(seen.len(), 6 + 3, "the listeners handled every copy");
+    assert_eq!(ledgers.gauges().processed, 4);
+}
