@@ -1253,8 +1253,8 @@ async fn group_a_full_group_applies_the_policy_and_no_member_exceeds_its_capacit
 
 #[tokio::test(start_paused = true)]
 async fn gauges_count_every_queued_message_whichever_way_it_was_sent() {
-    // DESIGN.md `mailbox`: its gauges (high-water mark, processed), and
-    // "every message sent is handled, returned, or dead-lettered".
+    // DESIGN.md `mailbox`: its gauges (depth, high-water mark, processed).
+    // Every message queued counts once, whichever way it was sent.
     let system = System::builder().build().unwrap();
     let seen = log();
     let mail = listener(&system, "mail", &seen, |c| c);
