@@ -617,6 +617,23 @@ impl<M, O: Owner> Mailbox<M, O> {
         }
     }
 
+    /// What [`held_for_send`](Self::held_for_send) counts, if the mailbox
+    /// is open and that leaves room for one more message.
+    #[inline(always)]
+    fn room(&self, state: &State<M>) -> Option<usize> {
+        let held = self.held_for_send(state);
+        (!state.closed && held < self.capacity()).then_some(held)
+    }
+
+    /// Queues the message `make` gives, for which [`room`](Self::room)
+    /// found room with `held` before it, and counts it in the gauges.
+    #[inline(always)]
+    fn queue_in_room(&self, state: &mut State<M>, held: usize, make: impl FnOnce() -> M) {
+        state.enqueue(make);
+        state.enqueued += 1;
+        self.note_high_water(state, held + 1);
+    }
+
     /// Raises the high-water mark after a push that `held_for_send` counted
     /// as making `held` messages: exactly, but without reading the exact
     /// count unless that could be a new mark.
@@ -673,14 +690,11 @@ impl<M, O: Owner> Mailbox<M, O> {
         wrap: impl FnOnce(T) -> M,
     ) -> Result<Pushed<M>, Refused<T>> {
         let mut state = self.lock();
-        let held = self.held_for_send(&state);
-        if !state.closed && held < self.capacity() {
+        if let Some(held) = self.room(&state) {
             // Room: the value goes straight into the queue, and the usual
             // outcome is returned from here, as in `Push::poll`, rather
             // than assembled on the stack by `push_locked` and copied.
-            state.enqueue(|| wrap(value));
-            state.enqueued += 1;
-            self.note_high_water(&mut state, held + 1);
+            self.queue_in_room(&mut state, held, || wrap(value));
             let receiver = state.receiver.take();
             drop(state);
             if let Some(waker) = receiver {
@@ -704,13 +718,10 @@ impl<M, O: Owner> Mailbox<M, O> {
     pub(crate) fn try_push_if_room<T>(&self, value: T, wrap: impl FnOnce(T) -> M) -> Result<(), T> {
         let waker = {
             let mut state = self.lock();
-            let held = self.held_for_send(&state);
-            if state.closed || held >= self.capacity() {
+            let Some(held) = self.room(&state) else {
                 return Err(value);
-            }
-            state.enqueue(|| wrap(value));
-            state.enqueued += 1;
-            self.note_high_water(&mut state, held + 1);
+            };
+            self.queue_in_room(&mut state, held, || wrap(value));
             state.receiver.take()
         };
         if let Some(waker) = waker {
@@ -1177,15 +1188,12 @@ impl<M, T, W: FnOnce(T) -> M, O: Owner> Future for Push<'_, M, T, W, O> {
                     this.mailbox.note_waiting(&state);
                 }
             }
-            let held = this.mailbox.held_for_send(&state);
-            if !state.closed && held < this.mailbox.capacity() {
+            if let Some(held) = this.mailbox.room(&state) {
                 // Room: the value goes straight into the queue.
                 let Some((value, wrap)) = this.value.take() else {
                     panic!("`Push` polled after completion");
                 };
-                state.enqueue(|| wrap(value));
-                state.enqueued += 1;
-                this.mailbox.note_high_water(&mut state, held + 1);
+                this.mailbox.queue_in_room(&mut state, held, || wrap(value));
                 // A woken sender passes the wake-up on while room is left,
                 // so every waiting sender gets its turn.
                 let mut next_sender = None;
