@@ -296,6 +296,17 @@ impl<Q: Event, R: Send + 'static> Request<Q, R> {
     }
 }
 
+/// What an ask returns for what its request's reply channel carried.
+fn answer<R, Q>(replied: Result<R, NoReply>) -> Result<R, AskError<Q>> {
+    replied.map_err(|why| match why {
+        NoReply::Evicted => AskError::Evicted,
+        NoReply::Dropped => AskError::Dropped,
+        NoReply::Failed(e) => AskError::Failed(e),
+        NoReply::Stopped => AskError::Stopped,
+        NoReply::Unanswered => AskError::NoReply,
+    })
+}
+
 /// An ask's timeout: whether the request has waited yet, and its timer.
 ///
 /// The timer is made only at the second wait. At the first, the asker yields
@@ -574,6 +585,16 @@ impl<A: Actor> Addr<A> {
             Some(Ok(pushed)) => self.cell.settle(pushed),
         }
         let mut rx = rx;
+        // An actor with a task of its own that no one is polling now: its
+        // loop is polled here, in the asker's task, and the reply is
+        // usually there at once, with no task woken or waited for.
+        if let Some(runner) = &self.cell.runner {
+            if runner.run_here() {
+                if let Ok(replied) = rx.try_recv() {
+                    return answer(replied);
+                }
+            }
+        }
         let replied = std::future::poll_fn(|cx| {
             // A request just queued seldom has its reply yet: at its first
             // wait the asker yields without looking, and so without leaving
@@ -594,14 +615,7 @@ impl<A: Actor> Addr<A> {
         match replied {
             Err(()) => Err(AskError::Timeout),
             Ok(Err(_closed)) => Err(AskError::Stopped),
-            Ok(Ok(Ok(reply))) => Ok(reply),
-            Ok(Ok(Err(why))) => Err(match why {
-                NoReply::Evicted => AskError::Evicted,
-                NoReply::Dropped => AskError::Dropped,
-                NoReply::Failed(e) => AskError::Failed(e),
-                NoReply::Stopped => AskError::Stopped,
-                NoReply::Unanswered => AskError::NoReply,
-            }),
+            Ok(Ok(replied)) => answer(replied),
         }
     }
 

@@ -1,5 +1,5 @@
-//! Starting an actor in the task that spawns it, and giving it a task of
-//! its own only when it is first woken.
+//! Starting an actor in the task that spawns it, giving it a task of its
+//! own only when it is first woken, and letting an asker poll it in place.
 //!
 //! A new actor's loop is polled once where it is spawned: it builds the
 //! instance, runs `started` up to its first wait, and parks on its empty
@@ -12,14 +12,25 @@
 //! Dropping the runtime drops what is parked, as it drops tasks: a keeper
 //! task per system holds the set and empties it when it is dropped (or when
 //! the system has shut down).
+//!
+//! A launched actor's loop stays with its [`Launcher`], and its task polls
+//! it there. So may a caller waiting for the actor: an ask polls the loop
+//! in its own task ([`Launcher::run_here`]) when no one else is polling it,
+//! with the actor task's waker, and so gets its reply without waking that
+//! task and waiting for a worker to run it. Whoever polls takes the loop
+//! out of the launcher and puts it back after, so one poll runs at a time,
+//! as a task's own polls do, and no lock is held while a handler runs. A
+//! task woken while an asker has the loop out leaves word, and the asker
+//! wakes it again when it puts the loop back.
 
 use std::cell::Cell;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::sync::Mutex;
+use crate::sync::{Mutex, MutexGuard};
 
 /// An actor's loop, boxed: polled in place before it has a task.
 pub(crate) type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -44,20 +55,38 @@ struct Slots {
     closed: bool,
 }
 
+/// Where an actor's loop is. The parked set is held only while the loop
+/// may still go there or come back from there (every actor carries this).
 enum State {
-    /// Being polled where it was spawned; `true` once woken meanwhile.
+    /// Made, or being polled where it was spawned; `true` once woken
+    /// meanwhile.
     Starting(bool),
-    /// Started, waiting in slot `n` of the parked set.
-    Parked(usize),
-    /// Handed to the runtime (or dropped with the parked set); the task's
-    /// waker once it has been polled, to pass late wake-ups on to.
-    Launched(Option<Waker>),
+    /// Started, waiting in a slot of the parked set.
+    Parked(Arc<Parked>, usize),
+    /// Handed to the runtime, which has a task for it.
+    Launched(Live),
+    /// Its loop has ended, or was dropped (with the parked set, or with its
+    /// task).
+    Ended,
 }
 
-/// The waker of an actor until it has a task.
-struct Launcher {
+/// A launched loop, as its task and its askers share it.
+struct Live {
+    /// The loop; `None` while someone has it out to poll it.
+    task: Option<Task>,
+    /// The task's waker, from its latest poll: what late wake-ups through
+    /// the launcher go to, and what an asker polls the loop with. `None`
+    /// before its first poll, and while an asker has the loop out.
+    waker: Option<Waker>,
+    /// The task was woken (or found the loop out) while an asker had the
+    /// loop out: the asker wakes it when it puts the loop back.
+    repoll: bool,
+}
+
+/// An actor's waker until it has a task, and then the keeper of its loop,
+/// which its task and its askers poll in turn.
+pub(crate) struct Launcher {
     state: Mutex<State>,
-    parked: Arc<Parked>,
 }
 
 thread_local! {
@@ -107,41 +136,6 @@ impl Parked {
             done.await;
         }));
         parked
-    }
-
-    /// Starts `task` (an actor's loop) here, up to its first wait; it gets
-    /// a task of its own when first woken.
-    pub(crate) fn start(self: &Arc<Self>, task: impl Future<Output = ()> + Send + 'static) {
-        struct Restore(bool);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                STARTING.with(|s| s.set(self.0));
-            }
-        }
-        let mut task: Task = Box::pin(task);
-        let launcher = Arc::new(Launcher {
-            state: Mutex::new(State::Starting(false)),
-            parked: Arc::clone(self),
-        });
-        let waker = Waker::from(Arc::clone(&launcher));
-        let polled = {
-            let _runtime = self.runtime.as_ref().map(tokio::runtime::Handle::enter);
-            let _restore = Restore(STARTING.with(|s| s.replace(true)));
-            task.as_mut().poll(&mut Context::from_waker(&waker))
-        };
-        if polled.is_ready() {
-            return;
-        }
-        let mut state = launcher.state.lock();
-        let woken = matches!(*state, State::Starting(true));
-        match if woken { Err(task) } else { self.park(task) } {
-            Ok(n) => *state = State::Parked(n),
-            Err(task) => {
-                *state = State::Launched(None);
-                drop(state);
-                launcher.launch(task);
-            }
-        }
     }
 
     /// Puts `task` in a free slot and says which; gives it back if the set
@@ -198,11 +192,124 @@ impl Parked {
 }
 
 impl Launcher {
-    fn launch(self: &Arc<Self>, task: Task) {
-        (self.parked.spawn)(Launched {
-            launcher: Some(Arc::clone(self)),
-            task,
+    /// The launcher of an actor to be started.
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Launcher {
+            state: Mutex::new(State::Starting(false)),
+        })
+    }
+
+    /// Starts `task` (the actor's loop) here, up to its first wait; it
+    /// waits in `parked` until first woken, and then gets a task of its
+    /// own. Called once.
+    pub(crate) fn start(
+        self: &Arc<Self>,
+        parked: &Arc<Parked>,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) {
+        struct Restore(bool);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                STARTING.with(|s| s.set(self.0));
+            }
+        }
+        let mut task: Task = Box::pin(task);
+        let waker = Waker::from(Arc::clone(self));
+        let polled = {
+            let _runtime = parked.runtime.as_ref().map(tokio::runtime::Handle::enter);
+            let _restore = Restore(STARTING.with(|s| s.replace(true)));
+            task.as_mut().poll(&mut Context::from_waker(&waker))
+        };
+        let mut state = self.state.lock();
+        if polled.is_ready() {
+            *state = State::Ended;
+            return;
+        }
+        let woken = matches!(*state, State::Starting(true));
+        match if woken { Err(task) } else { parked.park(task) } {
+            Ok(n) => *state = State::Parked(Arc::clone(parked), n),
+            Err(task) => self.launch(state, parked, task),
+        }
+    }
+
+    /// Hands `task` to the runtime through `parked`; `state` is this
+    /// launcher's, locked, and let go before the task is spawned (a runtime
+    /// that has shut down drops it at once, and its drop takes the lock).
+    fn launch(self: &Arc<Self>, mut state: MutexGuard<'_, State>, parked: &Parked, task: Task) {
+        *state = State::Launched(Live {
+            task: Some(task),
+            waker: None,
+            repoll: false,
         });
+        drop(state);
+        (parked.spawn)(Launched {
+            launcher: Arc::clone(self),
+        });
+    }
+
+    /// Polls the actor's loop here, in the caller's task, if the actor has
+    /// a task of its own that has been polled and no one has the loop out
+    /// now; says whether it did. The loop is polled with its task's waker,
+    /// so that what it waits for wakes its task, not the caller.
+    ///
+    /// A panic that escapes the loop (a handler's does not: the loop
+    /// catches it) ends the actor, as it would end its task, instead of
+    /// unwinding into the caller.
+    pub(crate) fn run_here(&self) -> bool {
+        let (mut task, waker) = {
+            let mut state = self.state.lock();
+            let State::Launched(live) = &mut *state else {
+                return false;
+            };
+            if live.task.is_none() || live.waker.is_none() {
+                return false;
+            }
+            match (live.task.take(), live.waker.take()) {
+                (Some(task), Some(waker)) => (task, waker),
+                _ => unreachable!("both were checked"),
+            }
+        };
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            task.as_mut().poll(&mut Context::from_waker(&waker))
+        }));
+        let ended = match polled {
+            Ok(Poll::Pending) => false,
+            Ok(Poll::Ready(())) => true,
+            Err(payload) => {
+                tracing::error!(
+                    panic = %crate::runtime::panic_text(payload.as_ref()),
+                    "an actor's loop panicked; the actor has ended"
+                );
+                true
+            }
+        };
+        let mut state = self.state.lock();
+        match &mut *state {
+            State::Launched(live) if !ended => {
+                live.task = Some(task);
+                let repoll = std::mem::take(&mut live.repoll);
+                let again = repoll.then(|| waker.clone());
+                live.waker = Some(waker);
+                drop(state);
+                if let Some(waker) = again {
+                    waker.wake();
+                }
+            }
+            State::Launched(_) => {
+                *state = State::Ended;
+                drop(state);
+                // Its task, woken, finds the loop ended, and ends too.
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(task)));
+                waker.wake();
+            }
+            // Its task was dropped meanwhile (the runtime is shutting
+            // down): the loop goes with it, as it would have.
+            _ => {
+                drop(state);
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(task)));
+            }
+        }
+        true
     }
 }
 
@@ -215,40 +322,95 @@ impl Wake for Launcher {
         let mut state = self.state.lock();
         match &mut *state {
             State::Starting(woken) => *woken = true,
-            State::Parked(n) => {
-                let n = *n;
-                *state = State::Launched(None);
+            State::Parked(..) => {
+                // Until the loop is back from the set, it is out.
+                let out = State::Launched(Live {
+                    task: None,
+                    waker: None,
+                    repoll: false,
+                });
+                let State::Parked(parked, n) = std::mem::replace(&mut *state, out) else {
+                    unreachable!("matched above");
+                };
                 drop(state);
-                if let Some(task) = self.parked.unpark(n) {
-                    self.launch(task);
+                let task = parked.unpark(n);
+                let mut state = self.state.lock();
+                match task {
+                    Some(task) => self.launch(state, &parked, task),
+                    // Dropped with the set.
+                    None => *state = State::Ended,
                 }
             }
-            State::Launched(Some(waker)) => {
+            State::Launched(Live {
+                waker: Some(waker), ..
+            }) => {
                 let waker = waker.clone();
                 drop(state);
                 waker.wake();
             }
+            // An asker has the loop out: it wakes the task when done.
+            State::Launched(Live {
+                task: None, repoll, ..
+            }) => *repoll = true,
             // Not polled yet: its first poll sees whatever woke it.
-            State::Launched(None) => {}
+            State::Launched(_) | State::Ended => {}
         }
     }
 }
 
-/// The task of a launched actor. It gives the launcher its waker at the
-/// first poll, so that a wake-up through the launcher still reaches it.
+/// The task of a launched actor: it polls the loop its launcher keeps, and
+/// gives the launcher its waker at the first poll, so that a wake-up
+/// through the launcher still reaches it and an asker can poll the loop.
 pub(crate) struct Launched {
-    launcher: Option<Arc<Launcher>>,
-    task: Task,
+    launcher: Arc<Launcher>,
 }
 
 impl Future for Launched {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(launcher) = self.launcher.take() {
-            *launcher.state.lock() = State::Launched(Some(cx.waker().clone()));
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let launcher = &self.launcher;
+        let mut task = {
+            let mut state = launcher.state.lock();
+            let State::Launched(live) = &mut *state else {
+                // Ended, by an asker's poll.
+                return Poll::Ready(());
+            };
+            let Some(task) = live.task.take() else {
+                // An asker has it out, and wakes this task when it is done.
+                live.repoll = true;
+                return Poll::Pending;
+            };
+            if !live.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                live.waker = Some(cx.waker().clone());
+            }
+            task
+        };
+        let polled = task.as_mut().poll(cx);
+        let mut state = launcher.state.lock();
+        match (&mut *state, polled) {
+            (State::Launched(live), Poll::Pending) => {
+                live.task = Some(task);
+                Poll::Pending
+            }
+            (state_now, _) => {
+                *state_now = State::Ended;
+                drop(state);
+                drop(task);
+                Poll::Ready(())
+            }
         }
-        self.task.as_mut().poll(cx)
+    }
+}
+
+impl Drop for Launched {
+    /// Drops the loop with its task, as the runtime drops a task's future;
+    /// an asker that has it out drops it when it is done.
+    fn drop(&mut self) {
+        let mut state = self.launcher.state.lock();
+        let ended = std::mem::replace(&mut *state, State::Ended);
+        drop(state);
+        drop(ended);
     }
 }
 
@@ -264,7 +426,17 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::task::{Context, Poll, Wake, Waker};
 
-    use super::{Launched, Parked};
+    use super::{Launched, Launcher, Parked};
+
+    /// Starts `task` in `parked`'s system, as the runtime starts an actor.
+    fn start(
+        parked: &Arc<Parked>,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) -> Arc<Launcher> {
+        let launcher = Launcher::new();
+        launcher.start(parked, task);
+        launcher
+    }
 
     /// A stand-in for an actor's loop: pending at its first `pending`
     /// polls, then ended. Keeps the waker of its latest poll where the test
@@ -356,7 +528,7 @@ mod tests {
     fn a_started_task_is_parked_until_woken_then_launched_once() {
         let (parked, launched) = set();
         let probe = Probe::default();
-        parked.start(probe.task(1, false));
+        start(&parked, probe.task(1, false));
         assert_eq!(probe.polls(), 1, "polled where it was started");
         assert_eq!((parked.len(), launched.lock().len()), (1, 0));
         assert!(!probe.dropped(), "kept while parked");
@@ -374,7 +546,7 @@ mod tests {
     fn a_task_woken_while_it_starts_is_launched_at_once() {
         let (parked, launched) = set();
         let probe = Probe::default();
-        parked.start(probe.task(1, true));
+        start(&parked, probe.task(1, true));
         assert_eq!((parked.len(), launched.lock().len()), (0, 1));
     }
 
@@ -382,7 +554,7 @@ mod tests {
     fn a_task_that_ends_as_it_starts_is_neither_parked_nor_launched() {
         let (parked, launched) = set();
         let probe = Probe::default();
-        parked.start(probe.task(0, false));
+        start(&parked, probe.task(0, false));
         assert!(probe.dropped());
         assert_eq!((parked.len(), launched.lock().len()), (0, 0));
     }
@@ -391,7 +563,7 @@ mod tests {
     fn a_wake_up_through_the_launcher_after_the_launch_reaches_the_task() {
         let (parked, launched) = set();
         let probe = Probe::default();
-        parked.start(probe.task(2, false));
+        start(&parked, probe.task(2, false));
         // A waker handed out while it started, still held somewhere.
         let stale = probe.waker();
         stale.wake_by_ref();
@@ -412,15 +584,60 @@ mod tests {
     fn closing_drops_what_is_parked_and_later_starts_are_launched_at_once() {
         let (parked, launched) = set();
         let first = Probe::default();
-        parked.start(first.task(1, false));
+        start(&parked, first.task(1, false));
         let waker = first.waker();
         parked.close();
         assert!(first.dropped(), "dropped with the set");
         waker.wake();
         assert_eq!(launched.lock().len(), 0, "nothing left to launch");
         let second = Probe::default();
-        parked.start(second.task(1, false));
+        start(&parked, second.task(1, false));
         assert_eq!((parked.len(), launched.lock().len()), (0, 1));
+    }
+
+    #[test]
+    fn an_asker_polls_a_launched_loop_in_place_with_its_tasks_waker() {
+        let (parked, launched) = set();
+        let probe = Probe::default();
+        let launcher = start(&parked, probe.task(3, false));
+        assert!(!launcher.run_here(), "parked: no task to poll it with yet");
+        probe.waker().wake();
+        let mut task = launched.lock().pop().unwrap();
+        assert!(
+            !launcher.run_here(),
+            "launched, but its task not polled yet"
+        );
+        let (count, waker) = counter();
+        assert!(poll(&mut task, &waker).is_pending());
+        assert_eq!(probe.polls(), 2);
+        assert!(launcher.run_here());
+        assert_eq!(probe.polls(), 3, "polled in place");
+        probe.waker().wake();
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "what the loop waits for wakes its task"
+        );
+        // Polled in place to its end: its task, woken, ends too.
+        assert!(launcher.run_here());
+        assert!(probe.dropped(), "the ended loop is dropped at once");
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert!(poll(&mut task, &waker).is_ready());
+        assert!(!launcher.run_here(), "nothing left to poll");
+        assert_eq!(probe.polls(), 4);
+    }
+
+    #[test]
+    fn dropping_a_launched_task_drops_its_loop() {
+        let (parked, launched) = set();
+        let probe = Probe::default();
+        let launcher = start(&parked, probe.task(3, false));
+        probe.waker().wake();
+        let mut task = launched.lock().pop().unwrap();
+        assert!(poll(&mut task, &counter().1).is_pending());
+        drop(task);
+        assert!(probe.dropped());
+        assert!(!launcher.run_here());
     }
 
     #[test]
@@ -428,11 +645,11 @@ mod tests {
         let (parked, launched) = set();
         let probes: Vec<Probe> = (0..3).map(|_| Probe::default()).collect();
         for p in &probes {
-            parked.start(p.task(1, false));
+            start(&parked, p.task(1, false));
         }
         probes[1].waker().wake();
         let again = Probe::default();
-        parked.start(again.task(1, false));
+        start(&parked, again.task(1, false));
         assert_eq!(
             parked.slots.lock().tasks.len(),
             3,

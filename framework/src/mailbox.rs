@@ -1546,8 +1546,9 @@ mod tests {
         );
         drop(state);
         // And the layout costs nothing: the cell is no larger than its
-        // fields packed (8 bytes for the 4-byte capacity and 1-byte policy).
-        assert_eq!(std::mem::size_of::<Cell<u32>>(), 176);
+        // fields packed (8 bytes for the 4-byte capacity and 1-byte policy),
+        // the mailbox's 176 and the launcher's pointer.
+        assert_eq!(std::mem::size_of::<Cell<u32>>(), 184);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::actor::{Actor, Addr, Context, Message, Timers, cause_of};
 use crate::dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};
 use crate::error::SystemError;
 use crate::event::{Cause, EventId};
+use crate::launch::Launcher;
 use crate::mailbox::{Batch, Busy, Control, Mailbox, MailboxGauges, Owner, Push, Pushed, Refused};
 use crate::supervise::{Restart, RestartWindow, Rng};
 use crate::system::{ActorConfig, Children, Parent, ShutdownReason, System, Undelivered};
@@ -194,6 +195,10 @@ impl Core {
 /// cell reads as its id and name (`cell.name`).
 pub(crate) struct Cell<M> {
     pub(crate) mailbox: Mailbox<M, Identity>,
+    /// What starts the actor's loop and keeps it once it has a task,
+    /// through which an ask polls the loop in place; `None` for an entity,
+    /// which gets a task at once.
+    pub(crate) runner: Option<Arc<Launcher>>,
 }
 
 /// An actor's id and name.
@@ -503,7 +508,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> Drop for Start<'_, A, F> {
 /// not copied on its way here.
 #[inline(always)]
 fn start_run<A: Actor, F: Fn() -> A + Send + Sync + 'static>(system: &System, run: ActorRun<A, F>) {
-    let entity = run.passivation.is_some();
+    let runner = run.cx.addr.cell.runner.clone();
     let task = InActorTask {
         current: Current::of_system(system.core().id),
         task: run.run(),
@@ -513,10 +518,9 @@ fn start_run<A: Actor, F: Fn() -> A + Send + Sync + 'static>(system: &System, ru
     // under its kind's lock, where `started` must not run: it gets a task
     // at once. So does an actor started while a panic unwinds, so that no
     // user code runs there.
-    if entity || std::thread::panicking() {
-        drop(system.handle().spawn(task));
-    } else {
-        system.parked().start(task);
+    match runner {
+        Some(launcher) if !std::thread::panicking() => launcher.start(system.parked(), task),
+        _ => drop(system.handle().spawn(task)),
     }
 }
 
@@ -586,6 +590,7 @@ where
                 name: siblings.name(name),
             },
         ),
+        runner: (!matches!(parent, Parent::Kind(_))).then(Launcher::new),
     });
     let addr = Addr { cell: cell.clone() };
     let supervision = system.shared_supervision(config.supervision_config());
@@ -793,7 +798,7 @@ enum Guarded<T> {
     Cancelled,
 }
 
-fn panic_text(payload: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -887,10 +892,13 @@ fn handle_span(actor: &str, meta: &crate::event::Meta) -> tracing::Span {
     }
 }
 
-/// [`handle_span`] once DEBUG may be on.
+/// [`handle_span`] once DEBUG may be on. A root span, whichever task
+/// polls the loop: the actor's own, or an asker's that polls it in place
+/// (see `launch`), whose current span is not the handler's parent.
 #[inline(never)]
 fn enabled_handle_span(actor: &str, meta: &crate::event::Meta) -> tracing::Span {
     tracing::debug_span!(
+        parent: None,
         "handle",
         actor = %actor,
         event = meta.event(),

@@ -80,14 +80,16 @@ impl Cart {
 
 const ACTORS: usize = 10_000;
 
-/// Heap bytes per idle actor today: 617 for `Idle`, 721 for `Cart`. An
+/// Heap bytes per idle actor today: 633 for `Idle`, 737 for `Cart`. An
 /// actor that has not been woken since it started has no task: its loop is
 /// a boxed future (304 bytes for `Idle`; 408 for `Cart`, which also holds
 /// its state and the slot of the message in hand), parked in a slot of its
 /// system's parked set (16 bytes, here in a vector of 16,384, 26 bytes per
-/// actor), with a 56-byte waker that gives it a task when first woken. Then
-/// a 192-byte mailbox with the actor's identity inside it (its control lane,
-/// waiting senders and handler clock are boxed on first use), and a 24-byte
+/// actor), with a 64-byte launcher that gives it a task when first woken
+/// (and through which an ask later runs its loop in place). Then a 200-byte
+/// cell: the mailbox with the actor's identity inside it (its control lane,
+/// waiting senders and handler clock are boxed on first use) and the
+/// launcher's address, and a 24-byte
 /// entry in its parent's list of children (here in a vector of 16,384
 /// entries, 39 bytes per actor); actors spawned one after another under one
 /// name share it (the system keeps no list with an entry per actor). The

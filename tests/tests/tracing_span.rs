@@ -1,7 +1,9 @@
-//! Tracing: one span per handled message, with actor, event, event id and
+//! Tracing: one root span per handled message, with actor, event, event id and
 //! correlation id; correlation and causation ids link what handlers send.
-//! Alone in its test binary: tracing caches per-callsite interest globally,
-//! so a test running at the same time without a subscriber would interfere.
+//! A handled message's span is a root, also when an ask handles it in the
+//! asker's task. Every test of this binary installs a subscriber: tracing
+//! caches per-callsite interest globally, so a test running at the same time
+//! without one would interfere.
 
 // In tests, an unwrap that fails is a test failure with its message.
 #![allow(clippy::unwrap_used)]
@@ -10,8 +12,9 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{Num, log};
+use common::{Num, Query, log};
 use mercato::{Actor, Addr, Context, EventId, HandlerError, System};
+use tracing::Instrument;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
@@ -72,7 +75,7 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<
         _cx: LayerContext<'_, S>,
     ) {
         if attrs.metadata().name() == "handle" {
-            let mut fields = Vec::new();
+            let mut fields = vec![("root".to_owned(), attrs.is_root().to_string())];
             attrs.record(&mut Fields(&mut fields));
             self.0.lock().unwrap().push(fields);
         }
@@ -135,4 +138,56 @@ async fn a_span_per_handled_message_carries_actor_event_and_ids_and_ids_link_cau
     assert_eq!(get(&spans[0], "event_id"), Some(first_id.to_string()));
     assert_eq!(get(&spans[1], "correlation_id"), Some(first_id.to_string()));
     assert_eq!(get(&spans[0], "attempt").as_deref(), Some("1"));
+    assert_eq!(get(&spans[0], "root").as_deref(), Some("true"));
+}
+
+/// Answers with the id of the task that handles the request.
+struct Answer;
+
+message_enum!(AnswerMsg for Answer {
+    ask Which(Query => Option<tokio::task::Id>),
+});
+
+impl Actor for Answer {
+    type Msg = AnswerMsg;
+    async fn handle(
+        &mut self,
+        msg: &mut AnswerMsg,
+        _cx: &mut Context<Self>,
+    ) -> Result<(), HandlerError> {
+        let AnswerMsg::Which(request) = msg;
+        request.reply(tokio::task::try_id());
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_request_handled_in_the_askers_task_gets_a_root_span_not_a_child_of_the_askers() {
+    let spans = Spans::default();
+    let subscriber = tracing_subscriber::registry().with(spans.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let system = System::builder().build().unwrap();
+    let answer = system.spawn("answer", || Answer).unwrap();
+    let timeout = std::time::Duration::from_secs(1);
+    // A first request gives the actor a task of its own.
+    answer.ask(Query(0), timeout).await.unwrap();
+    let asker = tokio::spawn(
+        async move {
+            let handled_in = answer.ask(Query(1), timeout).await.unwrap();
+            (tokio::task::id(), handled_in)
+        }
+        .instrument(tracing::info_span!("request")),
+    );
+    let (asker, handled_in) = asker.await.unwrap();
+    assert_eq!(handled_in, Some(asker), "handled in the asker's task");
+    let spans = spans.0.lock().unwrap().clone();
+    assert_eq!(spans.len(), 2);
+    for span in &spans {
+        assert!(
+            span.contains(&("root".to_owned(), "true".to_owned())),
+            "the handle span has no parent, wherever it runs: {span:?}"
+        );
+    }
+    system.shutdown(timeout).await;
 }
