@@ -547,6 +547,39 @@ impl<A: Actor> Addr<A> {
     /// waits (a request answered within one turn of the scheduler never
     /// starts the clock). Always ends: a reply, or an [`AskError`] that says
     /// why not.
+    ///
+    /// When the actor has a task of its own and nothing is running its loop
+    /// at that moment, the loop runs a turn in the caller's task: what is
+    /// queued is handled in order, then the request, and the reply is there
+    /// without waking another task. A handler that waits carries on in the
+    /// actor's own task.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mercato::{Event, System, actor};
+    /// # use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Event, Debug, Serialize, Deserialize)]
+    /// #[event(name = "shop.cart_total", version = 1)]
+    /// struct CartTotal;
+    ///
+    /// struct Cart { cents: u64 }
+    ///
+    /// #[actor]
+    /// impl Cart {
+    ///     #[reply]
+    ///     fn total(&self, _q: &CartTotal) -> u64 {
+    ///         self.cents
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let system = System::builder().build()?;
+    /// let cart = system.start("cart", || Cart { cents: 1_250 })?;
+    /// assert_eq!(cart.ask(CartTotal, Duration::from_secs(1)).await?, 1_250);
+    /// # Ok(()) }
+    /// ```
     pub async fn ask<Q: Event>(&self, query: Q, timeout: Duration) -> Result<A::Reply, AskError<Q>>
     where
         A: Answers<Q>,
