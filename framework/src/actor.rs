@@ -551,8 +551,9 @@ impl<A: Actor> Addr<A> {
     /// When the actor has a task of its own and nothing is running its loop
     /// at that moment, the loop runs a turn in the caller's task: what is
     /// queued is handled in order, then the request, and the reply is there
-    /// without waking another task. A handler that waits carries on in the
-    /// actor's own task.
+    /// without waking another task; the actor's runtime is the current one
+    /// meanwhile, whichever runtime the caller runs on. A handler that waits
+    /// carries on in the actor's own task.
     ///
     /// ```
     /// use std::time::Duration;
@@ -622,6 +623,9 @@ impl<A: Actor> Addr<A> {
         // loop is polled here, in the asker's task, and the reply is
         // usually there at once, with no task woken or waited for.
         if let Some(runner) = &self.cell.runner {
+            // In the actor's runtime, which the asker's may not be: what
+            // the handler spawns, and the timers it makes, go there.
+            let _runtime = self.cell.core().runtime.enter();
             if runner.run_here() {
                 if let Ok(replied) = rx.try_recv() {
                     return answer(replied);

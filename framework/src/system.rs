@@ -296,6 +296,7 @@ impl SystemBuilder {
                     busy: Arc::default(),
                     send_deadline: self.send_deadline,
                     spawning: AtomicBool::new(true),
+                    runtime: handle.clone(),
                 }),
                 handle,
                 parked,

@@ -4,7 +4,8 @@
 //! is handled first, in order; an actor busy in a handler that waits is not
 //! entered a second time (its own task carries on, and answers); an actor
 //! that asks itself gets a timeout, not a deadlock; and a handler that waits
-//! carries on in the actor's own task.
+//! carries on in the actor's own task. A handler run in an asker's task on
+//! another runtime still runs in the actor's runtime.
 
 // In tests, an unwrap that fails is a test failure with its message.
 #![allow(clippy::unwrap_used)]
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use mercato::{AskError, Context, Event, HandlerError, System, actor};
 use serde::{Deserialize, Serialize};
+use tokio::runtime::RuntimeFlavor;
 use tokio::sync::Notify;
 use tokio::task::Id;
 
@@ -41,6 +43,8 @@ struct AskYourself;
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Seen {
     task: Option<Id>,
+    /// Whether the runtime the handler sees as current is a multi-thread one.
+    multi_thread: bool,
     added: u32,
     /// The task that handled each `Added` event, in order.
     added_in: Vec<Option<Id>>,
@@ -117,6 +121,8 @@ impl Counter {
         self.enter();
         let seen = Seen {
             task: tokio::task::try_id(),
+            multi_thread: tokio::runtime::Handle::current().runtime_flavor()
+                == RuntimeFlavor::MultiThread,
             added: self.added,
             added_in: self.added_in.clone(),
         };
@@ -297,4 +303,35 @@ async fn a_handler_that_waits_carries_on_in_the_actors_own_task() {
         "Added(0), Hold and the late Where"
     );
     system.shutdown(SECOND).await;
+}
+
+#[test]
+fn a_request_handled_in_the_task_of_an_asker_on_another_runtime_runs_in_the_actors_runtime() {
+    let actors = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (system, addr, _, _) = actors.block_on(async { counter().await });
+    let asking = std::thread::spawn(move || {
+        let other = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        other.block_on(async move {
+            tokio::spawn(async move {
+                let seen = addr.ask(Where, SECOND).await.unwrap();
+                (tokio::task::id(), seen)
+            })
+            .await
+            .unwrap()
+        })
+    });
+    let (asker, seen) = asking.join().unwrap();
+    assert_eq!(seen.task, Some(asker), "handled in the asker's task");
+    assert!(
+        seen.multi_thread,
+        "with the actor's runtime current, not the asker's"
+    );
+    actors.block_on(system.shutdown(SECOND));
 }
