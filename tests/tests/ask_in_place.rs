@@ -1,8 +1,9 @@
 //! Asks handled in the asker's task: an ask to an actor that has a task of
 //! its own, when no one is running its loop, runs the loop there, so the
 //! reply is back without a task switch. What was queued before the request
-//! is handled first, in order; an actor busy in a handler that waits is not
-//! entered a second time (its own task carries on, and answers); an actor
+//! is handled first, in order; a request behind a handler that waits waits
+//! for it (the handler goes on in the actor's own task, which then answers),
+//! and two handlers never run at once, however many ask and tell; an actor
 //! that asks itself gets a timeout, not a deadlock; and a handler that waits
 //! carries on in the actor's own task. A handler run in an asker's task on
 //! another runtime still runs in the actor's runtime.
@@ -209,7 +210,7 @@ async fn what_was_queued_before_the_request_is_handled_first_in_the_askers_task(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_actor_busy_in_a_handler_is_not_entered_and_its_own_task_answers() {
+async fn a_request_behind_a_waiting_handler_waits_and_the_actors_task_answers_it() {
     let (system, addr, release, overlaps) = counter().await;
     addr.tell(Hold).await.unwrap();
     // The hold handler has started and waits.
@@ -223,16 +224,21 @@ async fn an_actor_busy_in_a_handler_is_not_entered_and_its_own_task_answers() {
             (tokio::task::id(), seen)
         })
     };
-    // The request is queued behind the handler, not run beside it.
+    // The request is queued behind the handler, not run beside it. The
+    // asker gave the waiting handler a turn (it had nothing to go on with)
+    // and waits for its reply.
     while addr.gauges().depth == 0 {
         tokio::task::yield_now().await;
     }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!asking.is_finished());
+    assert!(addr.gauges().running_for.is_some(), "still in the handler");
     release.notify_one();
     let (asker, seen) = asking.await.unwrap();
     assert_ne!(
         seen.task,
         Some(asker),
-        "answered by the actor's own task, which had its loop"
+        "the released handler, and the request after it, ran in the actor's own task"
     );
     assert_eq!(overlaps.load(Ordering::SeqCst), 0, "one handler at a time");
     system.shutdown(SECOND).await;
