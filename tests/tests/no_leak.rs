@@ -1,0 +1,117 @@
+//! What actors hold is freed once they are gone: after a shutdown, or when
+//! the runtime is dropped without one, the heap holds no more than before,
+//! however many actors there were and however they were asked (by their own
+//! task, or in the asker's). A cycle between an actor's launcher, its loop
+//! and its task would leave each actor's loop and mailbox behind, and show
+//! here as bytes that grow with the number of actors. Counted with a global
+//! allocator; one test in this binary, so nothing else allocates meanwhile.
+
+// In tests, an unwrap that fails is a test failure with its message.
+#![allow(clippy::unwrap_used)]
+
+use std::alloc::{GlobalAlloc, Layout, System as Heap};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use mercato::{Event, System, actor};
+use serde::{Deserialize, Serialize};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Bytes allocated minus bytes freed while counting.
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// counter is a relaxed atomic that never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { Heap.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { Heap.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { Heap.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[derive(Event, Debug, Clone, Serialize, Deserialize)]
+#[event(name = "test.stock_level", version = 1)]
+struct StockLevel;
+
+struct Ledger;
+
+#[actor]
+impl Ledger {
+    #[reply]
+    fn stock_level(&self, _q: &StockLevel) -> u32 {
+        12
+    }
+}
+
+/// Starts `actors` ledgers and asks each twice (the first ask gives it a
+/// task, the second is handled in the asker's task), shuts the system down
+/// or not, and drops everything.
+async fn a_life(actors: usize, shut_down: bool) {
+    let system = System::builder().build().unwrap();
+    let ledgers: Vec<_> = (0..actors)
+        .map(|_| system.start("ledger", || Ledger).unwrap())
+        .collect();
+    for _ in 0..2 {
+        for ledger in &ledgers {
+            let level = ledger.ask(StockLevel, Duration::from_secs(1)).await;
+            assert_eq!(level.unwrap(), 12);
+        }
+    }
+    if shut_down {
+        system.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+/// Heap bytes left over by `a_life` on a fresh runtime, dropped after it.
+fn left_over(actors: usize, shut_down: bool) -> i64 {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // What a first system allocates once per process is not counted.
+    runtime.block_on(a_life(10, true));
+    let before = LIVE.load(Ordering::Relaxed);
+    COUNTING.store(true, Ordering::Relaxed);
+    runtime.block_on(a_life(actors, shut_down));
+    drop(runtime);
+    COUNTING.store(false, Ordering::Relaxed);
+    LIVE.load(Ordering::Relaxed) - before
+}
+
+#[test]
+fn actors_leave_nothing_behind_after_a_shutdown_or_a_dropped_runtime() {
+    for shut_down in [true, false] {
+        let few = left_over(1_000, shut_down);
+        let many = left_over(4_000, shut_down);
+        let per_actor = (many - few) as f64 / 3_000.0;
+        println!("shut down: {shut_down}; left over: {few} and {many} bytes");
+        assert!(
+            per_actor.abs() < 8.0,
+            "{per_actor:.1} bytes per actor left over (shut down: {shut_down}): \
+             {few} bytes after 1,000 actors, {many} after 4,000"
+        );
+    }
+}
