@@ -56,13 +56,15 @@ struct Slots {
 }
 
 /// Where an actor's loop is. The parked set is held only while the loop
-/// may still go there or come back from there (every actor carries this).
+/// may still go there or come back from there; whether an ask may poll
+/// the loop in place (`in_place`) goes along from state to state, in room
+/// the states have anyway (every actor carries this).
 enum State {
-    /// Made, or being polled where it was spawned; `true` once woken
+    /// Made, or being polled where it was spawned; `woken` once woken
     /// meanwhile.
-    Starting(bool),
-    /// Started, waiting in a slot of the parked set.
-    Parked(Arc<Parked>, usize),
+    Starting { woken: bool, in_place: bool },
+    /// Started, waiting in slot `.1` of the parked set.
+    Parked(Arc<Parked>, usize, bool),
     /// Handed to the runtime, which has a task for it.
     Launched(Live),
     /// Its loop has ended, or was dropped (with the parked set, or with its
@@ -81,6 +83,9 @@ struct Live {
     /// The task was woken (or found the loop out) while an asker had the
     /// loop out: the asker wakes it when it puts the loop back.
     repoll: bool,
+    /// Whether an ask may poll the loop in place (the actor's
+    /// `ask_in_place` setting).
+    in_place: bool,
 }
 
 /// An actor's waker until it has a task, and then the keeper of its loop,
@@ -192,10 +197,14 @@ impl Parked {
 }
 
 impl Launcher {
-    /// The launcher of an actor to be started.
-    pub(crate) fn new() -> Arc<Self> {
+    /// The launcher of an actor to be started; `in_place`: whether an ask
+    /// may poll its loop in the asker's task.
+    pub(crate) fn new(in_place: bool) -> Arc<Self> {
         Arc::new(Launcher {
-            state: Mutex::new(State::Starting(false)),
+            state: Mutex::new(State::Starting {
+                woken: false,
+                in_place,
+            }),
         })
     }
 
@@ -225,21 +234,30 @@ impl Launcher {
             *state = State::Ended;
             return;
         }
-        let woken = matches!(*state, State::Starting(true));
+        let State::Starting { woken, in_place } = *state else {
+            unreachable!("only a wake-up changes a starting loop's state, to woken");
+        };
         match if woken { Err(task) } else { parked.park(task) } {
-            Ok(n) => *state = State::Parked(Arc::clone(parked), n),
-            Err(task) => self.launch(state, parked, task),
+            Ok(n) => *state = State::Parked(Arc::clone(parked), n, in_place),
+            Err(task) => self.launch(state, parked, task, in_place),
         }
     }
 
     /// Hands `task` to the runtime through `parked`; `state` is this
     /// launcher's, locked, and let go before the task is spawned (a runtime
     /// that has shut down drops it at once, and its drop takes the lock).
-    fn launch(self: &Arc<Self>, mut state: MutexGuard<'_, State>, parked: &Parked, task: Task) {
+    fn launch(
+        self: &Arc<Self>,
+        mut state: MutexGuard<'_, State>,
+        parked: &Parked,
+        task: Task,
+        in_place: bool,
+    ) {
         *state = State::Launched(Live {
             task: Some(task),
             waker: None,
             repoll: false,
+            in_place,
         });
         drop(state);
         (parked.spawn)(Launched {
@@ -247,9 +265,9 @@ impl Launcher {
         });
     }
 
-    /// Polls the actor's loop here, in the caller's task, if the actor has
-    /// a task of its own that has been polled and no one has the loop out
-    /// now; says whether it did. The loop is polled with its task's waker,
+    /// Polls the actor's loop here, in the caller's task, if the actor
+    /// allows it, has a task of its own that has been polled, and no one
+    /// has the loop out now; says whether it did. The loop is polled with its task's waker,
     /// so that what it waits for wakes its task, not the caller.
     ///
     /// A panic that escapes the loop (a handler's does not: the loop
@@ -261,7 +279,7 @@ impl Launcher {
             let State::Launched(live) = &mut *state else {
                 return false;
             };
-            if live.task.is_none() || live.waker.is_none() {
+            if !live.in_place || live.task.is_none() || live.waker.is_none() {
                 return false;
             }
             match (live.task.take(), live.waker.take()) {
@@ -321,22 +339,23 @@ impl Wake for Launcher {
     fn wake_by_ref(self: &Arc<Self>) {
         let mut state = self.state.lock();
         match &mut *state {
-            State::Starting(woken) => *woken = true,
+            State::Starting { woken, .. } => *woken = true,
             State::Parked(..) => {
                 // Until the loop is back from the set, it is out.
                 let out = State::Launched(Live {
                     task: None,
                     waker: None,
                     repoll: false,
+                    in_place: false,
                 });
-                let State::Parked(parked, n) = std::mem::replace(&mut *state, out) else {
+                let State::Parked(parked, n, in_place) = std::mem::replace(&mut *state, out) else {
                     unreachable!("matched above");
                 };
                 drop(state);
                 let task = parked.unpark(n);
                 let mut state = self.state.lock();
                 match task {
-                    Some(task) => self.launch(state, &parked, task),
+                    Some(task) => self.launch(state, &parked, task, in_place),
                     // Dropped with the set.
                     None => *state = State::Ended,
                 }
@@ -433,7 +452,7 @@ mod tests {
         parked: &Arc<Parked>,
         task: impl Future<Output = ()> + Send + 'static,
     ) -> Arc<Launcher> {
-        let launcher = Launcher::new();
+        let launcher = Launcher::new(true);
         launcher.start(parked, task);
         launcher
     }
@@ -625,6 +644,19 @@ mod tests {
         assert!(poll(&mut task, &waker).is_ready());
         assert!(!launcher.run_here(), "nothing left to poll");
         assert_eq!(probe.polls(), 4);
+    }
+
+    #[test]
+    fn a_launcher_made_without_asks_in_place_never_lends_its_loop() {
+        let (parked, launched) = set();
+        let probe = Probe::default();
+        let launcher = Launcher::new(false);
+        launcher.start(&parked, probe.task(3, false));
+        probe.waker().wake();
+        let mut task = launched.lock().pop().unwrap();
+        assert!(poll(&mut task, &counter().1).is_pending());
+        assert!(!launcher.run_here());
+        assert_eq!(probe.polls(), 2, "polled by its task only");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::{Launched, Launcher, Parked};
 
 /// Starts `task` in `parked`'s system, as the runtime starts an actor.
 fn start(parked: &Arc<Parked>, task: impl Future<Output = ()> + Send + 'static) -> Arc<Launcher> {
-    let launcher = Launcher::new();
+    let launcher = Launcher::new(true);
     launcher.start(parked, task);
     launcher
 }

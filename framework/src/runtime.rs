@@ -593,7 +593,8 @@ where
                 name: siblings.name(name),
             },
         ),
-        runner: (!matches!(parent, Parent::Kind(_))).then(Launcher::new),
+        runner: (!matches!(parent, Parent::Kind(_)))
+            .then(|| Launcher::new(config.ask_in_place_value())),
     });
     let addr = Addr { cell: cell.clone() };
     let supervision = system.shared_supervision(config.supervision_config());

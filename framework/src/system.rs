@@ -76,6 +76,7 @@ pub struct ActorConfig {
     mailbox: MailboxConfig,
     supervision: Supervision,
     passivate_after: Duration,
+    ask_in_place: bool,
 }
 
 impl Default for ActorConfig {
@@ -84,6 +85,7 @@ impl Default for ActorConfig {
             mailbox: MailboxConfig::default(),
             supervision: Supervision::default(),
             passivate_after: Duration::from_secs(120),
+            ask_in_place: true,
         }
     }
 }
@@ -153,6 +155,26 @@ impl ActorConfig {
     /// The idle time after which an entity is passivated.
     pub fn passivate_after_value(&self) -> Duration {
         self.passivate_after
+    }
+    /// Sets whether an ask to this actor, when nothing runs its loop, may
+    /// run a turn of the loop in the asker's task (default `true`). With
+    /// `false`, every handler runs in the actor's own task, and an ask
+    /// waits for that task to answer.
+    ///
+    /// ```
+    /// use mercato::ActorConfig;
+    ///
+    /// let config = ActorConfig::default().ask_in_place(false);
+    /// assert!(!config.ask_in_place_value());
+    /// assert!(ActorConfig::default().ask_in_place_value());
+    /// ```
+    pub fn ask_in_place(mut self, allowed: bool) -> Self {
+        self.ask_in_place = allowed;
+        self
+    }
+    /// Whether an ask may run this actor's loop in the asker's task.
+    pub fn ask_in_place_value(&self) -> bool {
+        self.ask_in_place
     }
     /// The mailbox configuration.
     pub fn mailbox_config(&self) -> MailboxConfig {

@@ -6,7 +6,8 @@
 //! and two handlers never run at once, however many ask and tell; an actor
 //! that asks itself gets a timeout, not a deadlock; and a handler that waits
 //! carries on in the actor's own task. A handler run in an asker's task on
-//! another runtime still runs in the actor's runtime.
+//! another runtime still runs in the actor's runtime. An actor configured
+//! with `ask_in_place(false)` answers every request in its own task.
 
 // In tests, an unwrap that fails is a test failure with its message.
 #![allow(clippy::unwrap_used)]
@@ -140,7 +141,13 @@ impl Counter {
 /// A system with one counter that has had its task (an event handled), and
 /// its release and overlap count.
 async fn counter() -> (System, mercato::Addr<Counter>, Arc<Notify>, Arc<AtomicU32>) {
-    let system = System::builder().build().unwrap();
+    counter_in(System::builder().build().unwrap()).await
+}
+
+/// [`counter`], in `system`.
+async fn counter_in(
+    system: System,
+) -> (System, mercato::Addr<Counter>, Arc<Notify>, Arc<AtomicU32>) {
     let (release, overlaps) = (Arc::new(Notify::new()), Arc::new(AtomicU32::new(0)));
     let (r, o) = (release.clone(), overlaps.clone());
     let addr = system
@@ -351,4 +358,26 @@ fn a_request_handled_in_the_task_of_an_asker_on_another_runtime_runs_in_the_acto
          ({here} of 100 in the asker's task)"
     );
     actors.block_on(system.shutdown(SECOND));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_configured_not_to_be_asked_in_place_answers_in_its_own_task() {
+    let system = System::builder()
+        .configure("counter", |c| c.ask_in_place(false))
+        .build()
+        .unwrap();
+    let (system, addr, _, _) = counter_in(system).await;
+    let asker = tokio::spawn(async move {
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            tasks.push(addr.ask(Where, SECOND).await.unwrap().task);
+        }
+        (tokio::task::id(), tasks)
+    });
+    let (asker, tasks) = asker.await.unwrap();
+    assert!(
+        tasks.iter().all(|t| t.is_some() && *t != Some(asker)),
+        "every request was handled in the actor's own task: {tasks:?}"
+    );
+    system.shutdown(SECOND).await;
 }
