@@ -50,6 +50,9 @@ pub(crate) const PASSIVATE_AFTER_SECS: &str = "passivate_after_secs";
 pub(crate) const BACKOFF_MS: &str = "backoff_ms";
 /// `#[actor(backoff_max_ms = N)]`: the longest wait before a retry or restart.
 pub(crate) const BACKOFF_MAX_MS: &str = "backoff_max_ms";
+/// `#[actor(ask_in_place = false)]`: whether an ask may run the loop in the
+/// asker's task.
+pub(crate) const ASK_IN_PLACE: &str = "ask_in_place";
 
 /// The overflow policies, as written in `overflow = …`.
 pub(crate) const OVERFLOW_POLICIES: &[&str] =
@@ -72,6 +75,7 @@ pub(crate) mod kw {
     syn::custom_keyword!(passivate_after_secs);
     syn::custom_keyword!(backoff_ms);
     syn::custom_keyword!(backoff_max_ms);
+    syn::custom_keyword!(ask_in_place);
 }
 
 /// The error for a key that is none of those `lookahead` peeked for:
@@ -237,6 +241,19 @@ where
 
 /// One of `choices` written as a bare identifier (`Reject`) or a path
 /// ending in one (`Overflow::Reject`), or an error listing them.
+/// A `true` or `false` literal.
+pub(crate) fn boolean(expr: &Expr, example: &str) -> syn::Result<bool> {
+    match expr {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Bool(b), ..
+        }) => Ok(b.value),
+        _ => Err(syn::Error::new(
+            expr.span(),
+            format!("expected `true` or `false`, e.g. `{example}`"),
+        )),
+    }
+}
+
 pub(crate) fn choice(expr: &Expr, what: &str, choices: &[&str]) -> syn::Result<syn::Ident> {
     let list = choices
         .iter()

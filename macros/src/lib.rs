@@ -108,7 +108,9 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// Temporary`, `retries = N`, `entity` (one instance per key) or `group = N`
 /// (a pool of N), `backoff_ms = N` and `backoff_max_ms = N` (the first and
 /// the longest wait between retries and restarts; what is not written keeps
-/// the configured default), and for entities `passivate_after_secs = N`.
+/// the configured default), `ask_in_place = false` (every handler runs in
+/// the actor's own task, never in an asker's; not for entities), and for
+/// entities `passivate_after_secs = N`.
 ///
 /// A handler takes `&mut self` or `&self`, one event as `&E` or `E` (then
 /// `E: Clone`: it is cloned out of a possibly shared envelope), and

@@ -7,7 +7,8 @@
 //! that asks itself gets a timeout, not a deadlock; and a handler that waits
 //! carries on in the actor's own task. A handler run in an asker's task on
 //! another runtime still runs in the actor's runtime. An actor configured
-//! with `ask_in_place(false)` answers every request in its own task.
+//! with `ask_in_place(false)`, or declared with `#[actor(ask_in_place =
+//! false)]`, answers every request in its own task.
 
 // In tests, an unwrap that fails is a test failure with its message.
 #![allow(clippy::unwrap_used)]
@@ -371,6 +372,36 @@ async fn an_actor_configured_not_to_be_asked_in_place_answers_in_its_own_task() 
         let mut tasks = Vec::new();
         for _ in 0..50 {
             tasks.push(addr.ask(Where, SECOND).await.unwrap().task);
+        }
+        (tokio::task::id(), tasks)
+    });
+    let (asker, tasks) = asker.await.unwrap();
+    assert!(
+        tasks.iter().all(|t| t.is_some() && *t != Some(asker)),
+        "every request was handled in the actor's own task: {tasks:?}"
+    );
+    system.shutdown(SECOND).await;
+}
+
+/// Declared to keep every handler in its own task.
+struct Pinned;
+
+#[actor(ask_in_place = false)]
+impl Pinned {
+    #[reply]
+    fn which(&self, _q: &Where) -> Option<Id> {
+        tokio::task::try_id()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_declared_with_ask_in_place_false_answers_in_its_own_task() {
+    let system = System::builder().build().unwrap();
+    let pinned = system.start("pinned", || Pinned).unwrap();
+    let asker = tokio::spawn(async move {
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            tasks.push(pinned.ask(Where, SECOND).await.unwrap());
         }
         (tokio::task::id(), tasks)
     });

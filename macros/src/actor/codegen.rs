@@ -322,6 +322,9 @@ fn declared_impl(actor: &Actor) -> TokenStream {
         let secs = Literal::u64_unsuffixed(secs);
         setters.push(quote! { .passivate_after(::mercato::__private::Duration::from_secs(#secs)) });
     }
+    if let Some((allowed, _)) = options.ask_in_place {
+        setters.push(quote! { .ask_in_place(#allowed) });
+    }
     let configure = (!setters.is_empty()).then(|| {
         quote! {
             fn configure(config: ::mercato::__private::ActorConfig) -> ::mercato::__private::ActorConfig {

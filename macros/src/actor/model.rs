@@ -39,6 +39,8 @@ pub(crate) struct Options {
     pub(crate) backoff_ms: Option<(u64, Span)>,
     /// `backoff_max_ms = N`: the longest wait, in milliseconds.
     pub(crate) backoff_max_ms: Option<(u64, Span)>,
+    /// `ask_in_place = bool`.
+    pub(crate) ask_in_place: Option<(bool, Span)>,
 }
 
 /// How the actor is deployed.

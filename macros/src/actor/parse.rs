@@ -8,9 +8,9 @@ use syn::{FnArg, ImplItem, ImplItemFn, Token, Type};
 
 use super::model::{Arg, Deployment, Handler, Hook, Kind, Options};
 use crate::attr::{
-    self, BACKOFF_MAX_MS, BACKOFF_MS, ENTITY, GROUP, KEY, MAILBOX, ON, OVERFLOW, OVERFLOW_POLICIES,
-    PASSIVATE_AFTER_SECS, PUBLISHES, REPLY, RESTART, RESTART_POLICIES, RETRIES, STARTED, STOPPING,
-    Seen, kw,
+    self, ASK_IN_PLACE, BACKOFF_MAX_MS, BACKOFF_MS, ENTITY, GROUP, KEY, MAILBOX, ON, OVERFLOW,
+    OVERFLOW_POLICIES, PASSIVATE_AFTER_SECS, PUBLISHES, REPLY, RESTART, RESTART_POLICIES, RETRIES,
+    STARTED, STOPPING, Seen, kw,
 };
 use crate::errors::Errors;
 
@@ -46,6 +46,8 @@ pub(crate) fn options(tokens: TokenStream, errors: &mut Errors) -> Options {
             (BACKOFF_MS, input.parse::<kw::backoff_ms>()?.span)
         } else if lookahead.peek(kw::backoff_max_ms) {
             (BACKOFF_MAX_MS, input.parse::<kw::backoff_max_ms>()?.span)
+        } else if lookahead.peek(kw::ask_in_place) {
+            (ASK_IN_PLACE, input.parse::<kw::ask_in_place>()?.span)
         } else {
             return Err(attr::unknown(input, lookahead, "`#[actor]` option"));
         };
@@ -120,6 +122,11 @@ pub(crate) fn options(tokens: TokenStream, errors: &mut Errors) -> Options {
             BACKOFF_MAX_MS => {
                 options.backoff_max_ms = errors
                     .ok(attr::int::<u64>(value, "backoff_max_ms = 5000"))
+                    .map(|v| (v, arg.span))
+            }
+            ASK_IN_PLACE => {
+                options.ask_in_place = errors
+                    .ok(attr::boolean(value, "ask_in_place = false"))
                     .map(|v| (v, arg.span))
             }
             _ => {

@@ -3,7 +3,7 @@
 use quote::ToTokens;
 
 use super::model::{Actor, Deployment, Kind};
-use crate::attr::{BACKOFF_MAX_MS, BACKOFF_MS, ENTITY, KEY, PASSIVATE_AFTER_SECS};
+use crate::attr::{ASK_IN_PLACE, BACKOFF_MAX_MS, BACKOFF_MS, ENTITY, KEY, PASSIVATE_AFTER_SECS};
 use crate::errors::Errors;
 
 /// Records what does not fit together, and drops the handlers that would
@@ -16,6 +16,18 @@ pub(crate) fn validate(actor: &mut Actor, errors: &mut Errors) {
                 format!(
                     "`{PASSIVATE_AFTER_SECS}` applies to entity actors only: add `{ENTITY}` to \
                      `#[actor(...)]`, or remove it"
+                ),
+            );
+        }
+    }
+
+    if let Some((_, span)) = actor.options.ask_in_place {
+        if actor.options.deployment == Deployment::Entity {
+            errors.at(
+                span,
+                format!(
+                    "`{ASK_IN_PLACE}` is about answering `ask`, and an entity is not asked (events \
+                     reach it by key): remove it"
                 ),
             );
         }

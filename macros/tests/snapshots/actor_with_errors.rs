@@ -80,7 +80,7 @@ const _: fn() = || {
     assert_event::<A>();
 };
 ::core::compile_error! {
-    "unknown `#[actor]` option `colour`: expected one of: `mailbox`, `overflow`, `restart`, `retries`, `entity`, `group`, `passivate_after_secs`, `backoff_ms`, `backoff_max_ms`"
+    "unknown `#[actor]` option `colour`: expected one of: `mailbox`, `overflow`, `restart`, `retries`, `entity`, `group`, `passivate_after_secs`, `backoff_ms`, `backoff_max_ms`, `ask_in_place`"
 }
 ::core::compile_error! {
     "must be at least 1, e.g. `mailbox = 256`"

@@ -47,4 +47,20 @@ impl Huge {
     fn added(&mut self, e: &Added) {}
 }
 
+struct Asked;
+
+#[actor(ask_in_place = "no")]
+impl Asked {
+    #[on]
+    fn added(&mut self, e: &Added) {}
+}
+
+struct Keyed;
+
+#[actor(entity, ask_in_place = false)]
+impl Keyed {
+    #[on]
+    fn added(&mut self, e: &Added) {}
+}
+
 fn main() {}

@@ -88,7 +88,7 @@ impl Cart {
 
 struct Mailer;
 
-#[actor(group = 3, backoff_ms = 5, backoff_max_ms = 100)]
+#[actor(group = 3, backoff_ms = 5, backoff_max_ms = 100, ask_in_place = false)]
 impl Mailer {
     /// Context first, event second; `Result` with a `String` error.
     #[mercato::on]
