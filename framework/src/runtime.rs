@@ -150,8 +150,9 @@ pub(crate) struct Core {
     pub(crate) send_deadline: Duration,
     /// Cleared when a shutdown starts stopping actors: nothing new starts.
     pub(crate) spawning: AtomicBool,
-    /// The runtime the system was built on, entered while an ask runs an
-    /// actor's loop in the asker's task, which may be on another runtime.
+    /// The runtime the system was built on: where it spawns tasks, and what
+    /// an ask enters while it runs an actor's loop in the asker's task,
+    /// which may be on another runtime.
     pub(crate) runtime: tokio::runtime::Handle,
 }
 

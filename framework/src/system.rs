@@ -318,9 +318,8 @@ impl SystemBuilder {
                     busy: Arc::default(),
                     send_deadline: self.send_deadline,
                     spawning: AtomicBool::new(true),
-                    runtime: handle.clone(),
+                    runtime: handle,
                 }),
-                handle,
                 parked,
                 defaults: self.defaults,
                 default_supervision: Arc::new(self.defaults.supervision),
@@ -342,7 +341,6 @@ impl SystemBuilder {
 
 struct Shared {
     core: Arc<Core>,
-    handle: tokio::runtime::Handle,
     /// Actors that have started and wait for their first wake-up.
     parked: Arc<Parked>,
     defaults: ActorConfig,
@@ -848,7 +846,7 @@ impl System {
     }
 
     pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
-        &self.shared.handle
+        &self.shared.core.runtime
     }
 
     pub(crate) fn parked(&self) -> &Arc<Parked> {
