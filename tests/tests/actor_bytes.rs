@@ -11,45 +11,9 @@
 // In tests, an unwrap that fails is a test failure with its message.
 #![allow(clippy::unwrap_used)]
 
-use std::alloc::{GlobalAlloc, Layout, System as Heap};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-
 use mercato::System;
 
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-/// Bytes allocated minus bytes freed while counting.
-static LIVE: AtomicI64 = AtomicI64::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the
-// counter is a relaxed atomic that never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { Heap.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { Heap.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { Heap.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+mod live_bytes;
 
 /// An actor that handles nothing: the least an actor costs.
 struct Idle;
@@ -110,15 +74,15 @@ const MAX_BYTES_PER_IDLE_CART: i64 = 745;
 async fn bytes_per_actor<A: mercato::Actor>(factory: fn() -> A) -> i64 {
     let system = System::builder().build().unwrap();
     let mut addrs = Vec::with_capacity(ACTORS);
-    let before = LIVE.load(Ordering::Relaxed);
-    COUNTING.store(true, Ordering::Relaxed);
+    let before = live_bytes::live();
+    live_bytes::counting(true);
     for _ in 0..ACTORS {
         addrs.push(system.spawn("idle", factory).unwrap());
     }
     // Every actor has started inside `spawn` and waits.
     system.settled().await;
-    COUNTING.store(false, Ordering::Relaxed);
-    let per_actor = (LIVE.load(Ordering::Relaxed) - before) / ACTORS as i64;
+    live_bytes::counting(false);
+    let per_actor = (live_bytes::live() - before) / ACTORS as i64;
     assert!(
         per_actor > 480,
         "{per_actor} bytes per actor is less than its loop and mailbox alone: the allocator did not count"

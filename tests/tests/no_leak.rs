@@ -9,47 +9,12 @@
 // In tests, an unwrap that fails is a test failure with its message.
 #![allow(clippy::unwrap_used)]
 
-use std::alloc::{GlobalAlloc, Layout, System as Heap};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use mercato::{Event, System, actor};
 use serde::{Deserialize, Serialize};
 
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-/// Bytes allocated minus bytes freed while counting.
-static LIVE: AtomicI64 = AtomicI64::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the
-// counter is a relaxed atomic that never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { Heap.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { Heap.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { Heap.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+mod live_bytes;
 
 #[derive(Event, Debug, Clone, Serialize, Deserialize)]
 #[event(name = "test.stock_level", version = 1)]
@@ -93,12 +58,12 @@ fn left_over(actors: usize, shut_down: bool) -> i64 {
         .unwrap();
     // What a first system allocates once per process is not counted.
     runtime.block_on(a_life(10, true));
-    let before = LIVE.load(Ordering::Relaxed);
-    COUNTING.store(true, Ordering::Relaxed);
+    let before = live_bytes::live();
+    live_bytes::counting(true);
     runtime.block_on(a_life(actors, shut_down));
     drop(runtime);
-    COUNTING.store(false, Ordering::Relaxed);
-    LIVE.load(Ordering::Relaxed) - before
+    live_bytes::counting(false);
+    live_bytes::live() - before
 }
 
 #[test]
