@@ -161,17 +161,32 @@ async fn counter_in(
 
 const SECOND: Duration = Duration::from_secs(1);
 
+/// Asks `Where` `n` times, one after the other, from a task of its own:
+/// that task's id, and the id of the task that handled each request, read
+/// from the reply by `task_of`.
+async fn ask_from_a_task<A>(
+    addr: mercato::Addr<A>,
+    n: usize,
+    task_of: fn(A::Reply) -> Option<Id>,
+) -> (Id, Vec<Option<Id>>)
+where
+    A: mercato::Answers<Where>,
+{
+    tokio::spawn(async move {
+        let mut tasks = Vec::with_capacity(n);
+        for _ in 0..n {
+            tasks.push(task_of(addr.ask(Where, SECOND).await.unwrap()));
+        }
+        (tokio::task::id(), tasks)
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ask_to_an_idle_actor_is_handled_in_the_askers_task() {
     let (system, addr, _, overlaps) = counter().await;
-    let asker = tokio::spawn(async move {
-        let mut tasks = Vec::new();
-        for _ in 0..100 {
-            tasks.push(addr.ask(Where, SECOND).await.unwrap().task);
-        }
-        (tokio::task::id(), tasks)
-    });
-    let (asker, tasks) = asker.await.unwrap();
+    let (asker, tasks) = ask_from_a_task(addr, 100, |seen| seen.task).await;
     assert!(
         tasks.iter().all(|t| *t == Some(asker)),
         "every request to the idle actor was handled in the asker's task: {tasks:?} vs {asker:?}"
@@ -368,14 +383,7 @@ async fn an_actor_configured_not_to_be_asked_in_place_answers_in_its_own_task() 
         .build()
         .unwrap();
     let (system, addr, _, _) = counter_in(system).await;
-    let asker = tokio::spawn(async move {
-        let mut tasks = Vec::new();
-        for _ in 0..50 {
-            tasks.push(addr.ask(Where, SECOND).await.unwrap().task);
-        }
-        (tokio::task::id(), tasks)
-    });
-    let (asker, tasks) = asker.await.unwrap();
+    let (asker, tasks) = ask_from_a_task(addr, 50, |seen| seen.task).await;
     assert!(
         tasks.iter().all(|t| t.is_some() && *t != Some(asker)),
         "every request was handled in the actor's own task: {tasks:?}"
@@ -398,14 +406,7 @@ impl Pinned {
 async fn an_actor_declared_with_ask_in_place_false_answers_in_its_own_task() {
     let system = System::builder().build().unwrap();
     let pinned = system.start("pinned", || Pinned).unwrap();
-    let asker = tokio::spawn(async move {
-        let mut tasks = Vec::new();
-        for _ in 0..50 {
-            tasks.push(pinned.ask(Where, SECOND).await.unwrap());
-        }
-        (tokio::task::id(), tasks)
-    });
-    let (asker, tasks) = asker.await.unwrap();
+    let (asker, tasks) = ask_from_a_task(pinned, 50, |task| task).await;
     assert!(
         tasks.iter().all(|t| t.is_some() && *t != Some(asker)),
         "every request was handled in the actor's own task: {tasks:?}"
