@@ -46,6 +46,7 @@
 //! assert!(MailboxConfig::new(0, Overflow::Reject).validate().is_err());
 //! ```
 
+mod busy;
 #[allow(unsafe_code)]
 mod ring;
 
@@ -58,6 +59,7 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex};
+pub(crate) use busy::Busy;
 use ring::Ring;
 use std::sync::atomic::Ordering;
 
@@ -364,51 +366,6 @@ impl<M> State<M> {
 
     fn has_work(&self) -> bool {
         self.running || !self.queue.is_empty() || self.has_control()
-    }
-}
-
-/// Counts the mailboxes whose owner has work to do (something queued, or a
-/// message or hook running) and wakes [`Busy::settled`] when none has. The
-/// count changes only when an owner goes from idle to busy or back, not per
-/// message.
-#[derive(Debug, Default)]
-pub(crate) struct Busy {
-    count: std::sync::atomic::AtomicUsize,
-    waiters: std::sync::atomic::AtomicUsize,
-    idle: tokio::sync::Notify,
-}
-
-impl Busy {
-    fn up(&self) {
-        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    fn down(&self) {
-        use std::sync::atomic::Ordering::SeqCst;
-        if self.count.fetch_sub(1, SeqCst) == 1 && self.waiters.load(SeqCst) > 0 {
-            self.idle.notify_waiters();
-        }
-    }
-
-    /// Waits until no owner has work.
-    pub(crate) async fn settled(&self) {
-        use std::sync::atomic::Ordering::SeqCst;
-        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
-        impl Drop for Waiting<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, SeqCst);
-            }
-        }
-        self.waiters.fetch_add(1, SeqCst);
-        let _waiting = Waiting(&self.waiters);
-        loop {
-            let mut notified = std::pin::pin!(self.idle.notified());
-            notified.as_mut().enable();
-            if self.count.load(SeqCst) == 0 {
-                return;
-            }
-            notified.await;
-        }
     }
 }
 

@@ -48,8 +48,8 @@ impl<T> Mutex<T> {
 
 /// Atomics the mailbox shares between its receiver and its senders.
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, fence};
 /// Atomics the mailbox shares between its receiver and its senders: std's,
 /// or loom's models under `cfg(loom)`.
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, fence};
