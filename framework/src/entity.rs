@@ -65,10 +65,13 @@
 //! ```
 
 use std::collections::{HashMap, VecDeque};
+
+mod words;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use words::WordMap;
 
 use parking_lot::Mutex;
 
@@ -165,18 +168,19 @@ impl<A: Actor> Slots<A> {
 /// Values by key (a kind's live entities). Integer keys that fit in 64 bits
 /// (order ids, cart ids: most keys) sit in a map of their own, whose
 /// entries, 16 bytes with an address, are a third of the size of those of a
-/// map by [`Key`] (48), so that more of a large table stays in the
-/// processor's caches: every routed event looks its key up. Other keys sit
-/// in a map by `Key`.
+/// map by [`Key`] (48), and whose lookup touches one cache line where a
+/// standard map's touches two ([`WordMap`]), so that more of a large table
+/// stays in the processor's caches: every routed event looks its key up.
+/// Other keys sit in a map by `Key`.
 struct Table<V> {
-    small: HashMap<u64, V>,
+    small: WordMap<V>,
     other: HashMap<Key, V>,
 }
 
 impl<V> Table<V> {
     fn new() -> Self {
         Table {
-            small: HashMap::new(),
+            small: WordMap::new(),
             other: HashMap::new(),
         }
     }
@@ -191,7 +195,7 @@ impl<V> Table<V> {
 
     fn get(&self, key: &Key) -> Option<&V> {
         match Self::word(key) {
-            Some(word) => self.small.get(&word),
+            Some(word) => self.small.get(word),
             None => self.other.get(key),
         }
     }
@@ -205,7 +209,7 @@ impl<V> Table<V> {
 
     fn remove(&mut self, key: &Key) -> Option<V> {
         match Self::word(key) {
-            Some(word) => self.small.remove(&word),
+            Some(word) => self.small.remove(word),
             None => self.other.remove(key),
         }
     }
