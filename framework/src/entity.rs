@@ -64,14 +64,13 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::{HashMap, VecDeque};
-
 mod words;
+
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use words::WordMap;
 
 use parking_lot::Mutex;
 
@@ -87,6 +86,7 @@ use crate::runtime::{
 };
 use crate::supervise::{RestartWindow, Strategy};
 use crate::system::{ActorConfig, Children, Parent, WeakSystem};
+use words::WordMap;
 
 /// The entities of one kind. Cheap to clone.
 pub struct Entities<A: Actor> {

@@ -7,8 +7,8 @@
 //! on different threads: the publisher's, which queues the event, and the
 //! worker's that handles it. A single shared counter would move its cache
 //! line between the two cores twice per event. So the count is kept in
-//! shards, one cache line each, and each thread counts on the shard of its
-//! own: a sender's "busy" and a receiver's "idle" stay in their cores'
+//! shards, each on cache lines of its own, and each thread counts on the
+//! shard of its own: a sender's "busy" and a receiver's "idle" stay in their cores'
 //! caches. Each shard holds two counters that only grow, how many owners
 //! went busy and how many went idle on that thread; the owners busy now
 //! are all the first less all the second.
@@ -22,7 +22,7 @@
 //! when those are equal, nothing was busy at that moment. And the last
 //! owner to go idle, reading both passes after its own change, sees the
 //! sums equal if nothing went busy since: that is how a waiter is woken
-//! (see [`Busy::down`]). A loom model checks both.
+//! (see [`Busy::down`]). Two loom models check both.
 
 use std::cell::Cell;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, SeqCst};
