@@ -46,17 +46,18 @@ struct Shard {
 /// Busy owners, counted in shards (see the module's documentation), and
 /// how many callers wait for none to be.
 pub(crate) struct Tally {
-    shards: Box<[Shard; SHARDS]>,
+    /// Inline, so that counting follows no pointer beyond the count's own.
+    shards: [Shard; SHARDS],
     waiters: AtomicUsize,
 }
 
 impl Tally {
     pub(crate) fn new() -> Self {
         Tally {
-            shards: Box::new(std::array::from_fn(|_| Shard {
+            shards: std::array::from_fn(|_| Shard {
                 busy: AtomicU64::new(0),
                 idle: AtomicU64::new(0),
-            })),
+            }),
             waiters: AtomicUsize::new(0),
         }
     }
