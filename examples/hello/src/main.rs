@@ -13,7 +13,9 @@
 //! 13 items it panics. Its supervisor builds a fresh instance from the
 //! factory and the order is retried on it; the orders queued behind it are
 //! handled afterwards, in order. The program asks the order actor for its
-//! count, shuts down gracefully, prints the report and draws the topology.
+//! count, shuts down gracefully, prints the report and draws the topology;
+//! it exits with an error if the count, the dead letters or the shutdown
+//! report are not what that story makes them.
 //!
 //! Events are declared with `#[derive(Event)]` and actors with
 //! `#[mercato::actor]`; the book's "Actors" chapter shows what they write.
@@ -186,11 +188,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     system.settled().await;
     let placed = order.ask(CountOrders, Duration::from_secs(1)).await?;
+    let dead_letters = system.dead_letters().counts().total();
     // The restarted instance started from its factory: it counts only the
     // orders placed since the restart.
     println!(
-        "main : the order actor counted {placed} orders since its restart; dead letters: {}",
-        system.dead_letters().counts().total()
+        "main : the order actor counted {placed} orders since its restart; dead letters: {dead_letters}"
     );
     for m in system.mailboxes() {
         println!(
@@ -208,5 +210,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     // Paste into any Mermaid renderer to see who handles and publishes what.
     print!("main : topology\n{}", system.topology());
+
+    // The run checks its own outcome, so that a failure shows in the exit
+    // status: the restarted instance placed the retried order #2 and then
+    // #3, nothing was dead-lettered, and nothing was left behind.
+    let complete = report.settled && report.undelivered.is_empty() && report.in_flight.is_empty();
+    if placed != 2 || dead_letters != 0 || !complete {
+        return Err(format!(
+            "unexpected outcome: {placed} orders counted (expected 2), \
+             {dead_letters} dead letters (expected 0), shutdown settled: {}, \
+             undelivered: {}, in flight: {}",
+            report.settled,
+            report.undelivered.len(),
+            report.in_flight.len()
+        )
+        .into());
+    }
     Ok(())
 }
