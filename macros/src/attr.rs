@@ -239,9 +239,7 @@ where
     Ok((value, expr.span()))
 }
 
-/// One of `choices` written as a bare identifier (`Reject`) or a path
-/// ending in one (`Overflow::Reject`), or an error listing them.
-/// A `true` or `false` literal.
+/// A `true` or `false` literal, or an error showing `example`.
 pub(crate) fn boolean(expr: &Expr, example: &str) -> syn::Result<bool> {
     match expr {
         Expr::Lit(syn::ExprLit {
@@ -254,6 +252,8 @@ pub(crate) fn boolean(expr: &Expr, example: &str) -> syn::Result<bool> {
     }
 }
 
+/// One of `choices` written as a bare identifier (`Reject`) or a path
+/// ending in one (`Overflow::Reject`), or an error listing them.
 pub(crate) fn choice(expr: &Expr, what: &str, choices: &[&str]) -> syn::Result<syn::Ident> {
     let list = choices
         .iter()
