@@ -1504,8 +1504,8 @@ mod tests {
         drop(state);
         // And the layout costs nothing: the cell is no larger than its
         // fields packed (8 bytes for the 4-byte capacity and 1-byte policy),
-        // the mailbox's 176 and the launcher's pointer.
-        assert_eq!(std::mem::size_of::<Cell<u32>>(), 184);
+        // the mailbox's 168 and the launcher's pointer.
+        assert_eq!(std::mem::size_of::<Cell<u32>>(), 176);
     }
 
     #[test]

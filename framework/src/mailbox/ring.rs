@@ -22,14 +22,20 @@ use std::mem::MaybeUninit;
 /// doubling (see [`Ring::reserve`]).
 const QUADRUPLE_BELOW: usize = 16;
 
+/// The most values a ring holds, and the most slots it has: its head and
+/// length are 32 bits wide (a mailbox's capacity is at most `u32::MAX`),
+/// so that a ring takes three words, not four.
+const MAX_LEN: usize = u32::MAX as usize;
+
 /// A double-ended queue over one buffer, grown on demand.
 ///
 /// Slots `head`, `head + 1`, … `head + len - 1` (wrapping at the
-/// capacity) hold initialized values; the others are uninitialized.
+/// capacity) hold initialized values; the others are uninitialized. The
+/// capacity is at most [`MAX_LEN`], so both fit in 32 bits.
 pub(crate) struct Ring<T> {
     buf: Box<[MaybeUninit<T>]>,
-    head: usize,
-    len: usize,
+    head: u32,
+    len: u32,
 }
 
 impl<T> Ring<T> {
@@ -43,7 +49,7 @@ impl<T> Ring<T> {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -58,7 +64,7 @@ impl<T> Ring<T> {
     /// (the head is below the capacity, so one wrap is enough).
     #[inline]
     fn slot(&self, offset: usize) -> usize {
-        let i = self.head + offset;
+        let i = self.head as usize + offset;
         if i >= self.buf.len() {
             i - self.buf.len()
         } else {
@@ -77,14 +83,22 @@ impl<T> Ring<T> {
     /// allocations and five messages copied on the way to sixteen, where
     /// doubling would take four and fifteen.
     pub(crate) fn reserve(&mut self, additional: usize) {
-        let needed = self.len.checked_add(additional).expect("capacity overflow");
+        let needed = self
+            .len()
+            .checked_add(additional)
+            .filter(|&needed| needed <= MAX_LEN)
+            .expect("capacity overflow: a ring holds at most u32::MAX values");
         if needed > self.capacity() {
             let factor = if self.capacity() < QUADRUPLE_BELOW {
                 4
             } else {
                 2
             };
-            self.grow_to(needed.max(self.capacity().saturating_mul(factor)));
+            self.grow_to(
+                needed
+                    .max(self.capacity().saturating_mul(factor))
+                    .min(MAX_LEN),
+            );
         }
     }
 
@@ -92,9 +106,10 @@ impl<T> Ring<T> {
     #[cold]
     #[inline(never)]
     fn grow_to(&mut self, capacity: usize) {
-        debug_assert!(capacity >= self.len);
+        debug_assert!(capacity >= self.len() && capacity <= MAX_LEN);
+        let (head, len) = (self.head as usize, self.len());
         let mut buf = Box::new_uninit_slice(capacity);
-        let first = self.len.min(self.capacity() - self.head);
+        let first = len.min(self.capacity() - head);
         // SAFETY: the `len` initialized values sit in two runs, `first` of
         // them from `head` to the end of the old buffer and the rest from
         // its start; both runs are in bounds of the old buffer and copied to
@@ -104,8 +119,8 @@ impl<T> Ring<T> {
         unsafe {
             let old = self.buf.as_ptr();
             let new = buf.as_mut_ptr();
-            std::ptr::copy_nonoverlapping(old.add(self.head), new, first);
-            std::ptr::copy_nonoverlapping(old, new.add(first), self.len - first);
+            std::ptr::copy_nonoverlapping(old.add(head), new, first);
+            std::ptr::copy_nonoverlapping(old, new.add(first), len - first);
         }
         self.buf = buf;
         self.head = 0;
@@ -115,10 +130,10 @@ impl<T> Ring<T> {
     /// If `make` panics the ring holds the values it held.
     #[inline]
     pub(crate) fn push_back_with(&mut self, make: impl FnOnce() -> T) {
-        if self.len == self.capacity() {
+        if self.len() == self.capacity() {
             self.reserve(1);
         }
-        let at = self.slot(self.len);
+        let at = self.slot(self.len());
         self.buf[at].write(make());
         self.len += 1;
     }
@@ -129,12 +144,13 @@ impl<T> Ring<T> {
     }
 
     pub(crate) fn push_front(&mut self, value: T) {
-        if self.len == self.capacity() {
+        if self.len() == self.capacity() {
             self.reserve(1);
         }
         let at = self.slot(self.capacity() - 1);
         self.buf[at].write(value);
-        self.head = at;
+        // Below the capacity, which is at most `MAX_LEN`.
+        self.head = at as u32;
         self.len += 1;
     }
 
@@ -143,8 +159,9 @@ impl<T> Ring<T> {
     #[inline(always)]
     fn take_front(&mut self) -> T {
         assert!(self.len > 0, "`take_front` on an empty ring");
-        let at = self.head;
-        self.head = self.slot(1);
+        let at = self.head as usize;
+        // Below the capacity, which is at most `MAX_LEN`.
+        self.head = self.slot(1) as u32;
         self.len -= 1;
         // SAFETY: slot `at` was the head of a non-empty ring, so it holds an
         // initialized value; it is now outside the live run, so the value is
@@ -176,7 +193,7 @@ impl<T> Ring<T> {
             return None;
         }
         self.len -= 1;
-        let at = self.slot(self.len);
+        let at = self.slot(self.len());
         // SAFETY: slot `at` was the last of the live run, so it holds an
         // initialized value; it is now outside the run, so the value is read
         // out once and never dropped in place.
@@ -203,7 +220,7 @@ impl<T> Iterator for Ring<T> {
         self.pop_front()
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.len, Some(self.len))
+        (self.len(), Some(self.len()))
     }
 }
 
@@ -226,7 +243,7 @@ mod tests {
 
     use proptest::prelude::{Just, Strategy, any, prop_assert_eq, prop_oneof, proptest};
 
-    use super::Ring;
+    use super::{MAX_LEN, Ring};
 
     #[derive(Debug, Clone)]
     enum Op {
@@ -352,6 +369,22 @@ mod tests {
             assert_eq!(ring.capacity(), cap, "after pushing {v}");
         }
         assert_eq!(ring.collect::<Vec<_>>(), (1..=33).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_ring_takes_three_words() {
+        assert_eq!(
+            std::mem::size_of::<Ring<[u8; 100]>>(),
+            3 * std::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "a ring holds at most u32::MAX values")]
+    fn room_for_more_than_u32_max_values_is_refused_before_anything_is_allocated() {
+        let mut ring: Ring<u8> = Ring::new();
+        ring.push_back(1);
+        ring.reserve(MAX_LEN);
     }
 
     #[test]
