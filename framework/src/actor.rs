@@ -807,7 +807,14 @@ impl<A: Actor> Context<A> {
             system.register_children(&list);
             list
         });
-        crate::runtime::spawn_actor(&self.system, name, parent, children, configure, factory)
+        crate::runtime::spawn_actor(
+            &self.system,
+            crate::runtime::Name::Given(name),
+            parent,
+            children,
+            configure,
+            factory,
+        )
     }
 
     /// Sends `event` to this actor after `delay`, through its mailbox (the

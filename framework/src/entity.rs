@@ -81,7 +81,7 @@ use crate::error::{SystemError, TellError};
 use crate::event::{Envelope, Event, Key};
 use crate::mailbox::{Overflow, Refused};
 use crate::runtime::{
-    Passivating, Passivation, SendDeadline, SendError, in_actor_of, link_to_handled,
+    Name, Passivating, Passivation, SendDeadline, SendError, in_actor_of, link_to_handled,
     record_message, spawn_actor,
 };
 use crate::supervise::{RestartWindow, Strategy};
@@ -454,7 +454,7 @@ impl<A: Actor> Entities<A> {
 impl<A: Actor> Kind<A> {
     fn refuse(&self, key: &Key, message: A::Msg, reason: DeadLetterReason) -> DeadLetterReason {
         if let Some(system) = self.system.upgrade() {
-            let target: Arc<str> = Arc::from(key.name_under(&self.name));
+            let target = key.name_under(&self.name);
             record_message(system.core(), target, message, reason, None);
         }
         reason
@@ -463,20 +463,21 @@ impl<A: Actor> Kind<A> {
     /// Activates the entity of `key`. Called with the table locked.
     fn activate(self: &Arc<Self>, key: &Key) -> Result<Addr<A>, SystemError> {
         let system = self.system.upgrade().ok_or(SystemError::ShuttingDown)?;
-        let link: Arc<dyn Passivation> = Arc::new(EntityLink {
+        let link = Arc::new(EntityLink {
             kind: Arc::clone(self),
             key: key.clone(),
         });
-        let kind = Arc::clone(self);
-        let owned_key = key.clone();
+        let passivation: Arc<dyn Passivation> = link.clone();
         let config = self.config;
+        // The factory holds the link, one pointer, rather than the kind and
+        // a copy of the key: the entity's task carries it.
         let addr = spawn_actor(
             &system,
-            &key.name_under(&self.name),
-            Parent::Kind(Passivating::new(link)),
+            Name::Made(key.name_under(&self.name)),
+            Parent::Kind(Passivating::new(passivation)),
             &self.children,
             move |_| config,
-            move || (kind.factory)(&owned_key),
+            move || (link.kind.factory)(&link.key),
         )?;
         self.activations.fetch_add(1, Ordering::Relaxed);
         Ok(addr)

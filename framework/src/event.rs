@@ -127,8 +127,10 @@ impl fmt::Display for Key {
 impl Key {
     /// `prefix`, a slash and the key, as [`Display`](fmt::Display) would
     /// write them, without the formatting machinery for an integer that
-    /// fits in 64 bits: an entity's name, made at every activation.
-    pub(crate) fn name_under(&self, prefix: &str) -> String {
+    /// fits in 64 bits, and in one allocation when the name is short (it
+    /// is put together on the stack first): an entity's name, made at
+    /// every activation.
+    pub(crate) fn name_under(&self, prefix: &str) -> Arc<str> {
         let mut digits = [0u8; 20];
         let tail = match self {
             Key::Str(s) => &**s,
@@ -145,14 +147,19 @@ impl Key {
                     }
                     std::str::from_utf8(&digits[at..]).unwrap_or_default()
                 }
-                Err(_) => return format!("{prefix}/{n}"),
+                Err(_) => return Arc::from(format!("{prefix}/{n}")),
             },
         };
-        let mut name = String::with_capacity(prefix.len() + 1 + tail.len());
-        name.push_str(prefix);
-        name.push('/');
-        name.push_str(tail);
-        name
+        let len = prefix.len() + 1 + tail.len();
+        let mut short = [0u8; 64];
+        if len > short.len() {
+            return Arc::from(format!("{prefix}/{tail}"));
+        }
+        short[..prefix.len()].copy_from_slice(prefix.as_bytes());
+        short[prefix.len()] = b'/';
+        short[prefix.len() + 1..len].copy_from_slice(tail.as_bytes());
+        // Two strings and a slash: valid UTF-8.
+        Arc::from(std::str::from_utf8(&short[..len]).unwrap_or_default())
     }
 }
 
@@ -729,13 +736,15 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn a_name_under_a_prefix_reads_as_the_key_displayed(
-            prefix in ".{0,12}",
+            // Past 64 bytes, the name is not put together on the stack.
+            prefix in ".{0,80}",
             n in proptest::prelude::any::<u128>(),
             small in proptest::prelude::any::<u64>(),
             text in ".{0,12}",
         ) {
             for key in [Key::Int(n), Key::from(small), Key::Int(0), Key::from(text.as_str())] {
-                proptest::prop_assert_eq!(key.name_under(&prefix), format!("{prefix}/{key}"));
+                let (name, shown) = (key.name_under(&prefix), format!("{prefix}/{key}"));
+                proptest::prop_assert_eq!(&*name, shown.as_str());
             }
         }
     }

@@ -454,10 +454,28 @@ pub(crate) trait Passivation: Send + Sync {
     fn idle_time(&self) -> Duration;
 }
 
+/// An actor's name as its spawner has it.
+pub(crate) enum Name<'a> {
+    /// Given by the user: an actor shares it with the sibling made just
+    /// before it if theirs is the same (the members of a group).
+    Given(&'a str),
+    /// Made for this actor alone (an entity's kind and key).
+    Made(Arc<str>),
+}
+
+impl Name<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Name::Given(name) => name,
+            Name::Made(name) => name,
+        }
+    }
+}
+
 /// Spawns an actor under `parent`, registered among `siblings`.
 pub(crate) fn spawn_actor<A: Actor, F>(
     system: &System,
-    name: &str,
+    name: Name<'_>,
     parent: Parent,
     siblings: &Arc<Children>,
     configure: impl FnOnce(ActorConfig) -> ActorConfig,
@@ -532,7 +550,7 @@ fn start_run<A: Actor, F: Fn() -> A + Send + Sync + 'static>(system: &System, ru
 /// started by the [`Start`] returned with its address.
 pub(crate) fn make_actor<'a, A: Actor, F>(
     system: &'a System,
-    name: &str,
+    name: Name<'_>,
     parent: Parent,
     siblings: &Arc<Children>,
     configure: impl FnOnce(ActorConfig) -> ActorConfig,
@@ -565,7 +583,7 @@ where
 #[inline(always)]
 fn make<A: Actor, F, R>(
     system: &System,
-    name: &str,
+    name: Name<'_>,
     parent: Parent,
     siblings: &Arc<Children>,
     configure: impl FnOnce(ActorConfig) -> ActorConfig,
@@ -583,7 +601,7 @@ where
     {
         return Err(SystemError::ShuttingDown);
     }
-    let config = system.config_for(name, configure)?;
+    let config = system.config_for(name.as_str(), configure)?;
     let id = system.next_actor_id();
     let cell = Arc::new(Cell {
         mailbox: Mailbox::owned(
@@ -591,7 +609,10 @@ where
             core.clone(),
             Identity {
                 id,
-                name: siblings.name(name),
+                name: match name {
+                    Name::Given(name) => siblings.name(name),
+                    Name::Made(name) => name,
+                },
             },
         ),
         runner: (!matches!(parent, Parent::Kind(_)))
@@ -599,12 +620,10 @@ where
     });
     let addr = Addr { cell: cell.clone() };
     let supervision = system.shared_supervision(config.supervision_config());
-    // An entity's kind is known from its passivation link: the parent
-    // field, which every actor's task carries, is a lane or nothing.
-    let (parent, passivation) = match parent {
-        Parent::Root => (None, None),
-        Parent::Kind(passivation) => (None, Some(passivation)),
-        Parent::Actor(lane) => (Some(lane), None),
+    // Restarts are counted per key for entities, across activations.
+    let window = match &parent {
+        Parent::Kind(link) => link.kind.restarts(),
+        Parent::Root | Parent::Actor(_) => RestartWindow::default(),
     };
     let run = ActorRun {
         factory,
@@ -617,12 +636,7 @@ where
             supervision,
         },
         parent,
-        // Restarts are counted per key for entities, across activations.
-        window: passivation
-            .as_ref()
-            .map(|link| link.kind.restarts())
-            .unwrap_or_default(),
-        passivation,
+        window,
         leave: Leave {
             siblings: siblings.clone(),
             id,
@@ -635,13 +649,11 @@ where
 struct ActorRun<A: Actor, F> {
     factory: F,
     cx: Context<A>,
-    /// The supervising actor; `None` for a top-level actor or an entity
-    /// (which has `passivation`).
-    parent: Option<Arc<dyn Lane>>,
+    /// Who supervises the actor: the system, an actor, or, for an entity,
+    /// its kind with its idle timer (boxed: other actors have none). One
+    /// field of two words, which every actor's task carries.
+    parent: Parent,
     window: RestartWindow,
-    /// An entity's idle time, kind and idle timer (boxed: other actors have
-    /// none, and every idle actor's task carries this field).
-    passivation: Option<Box<Passivating>>,
     /// Last, so that it is dropped last: what takes the actor off its
     /// siblings' list.
     leave: Leave,
@@ -733,10 +745,12 @@ enum End {
     Stop,
     /// `Context::stop` was called.
     SelfStop,
-    /// A panic, a failed start or an escalated child failure.
-    Failed(String),
+    /// A panic, a failed start or an escalated child failure. (Boxed
+    /// strings, a word shorter than `String`s: while the instance's end
+    /// runs, the actor's task stores this.)
+    Failed(Box<str>),
     /// A sibling failed and the parent's strategy restarts this one too.
-    Sibling(String),
+    Sibling(Box<str>),
     /// The shutdown deadline passed while a handler ran.
     Cancelled,
     /// An idle entity passivated.
@@ -784,8 +798,8 @@ impl<M> Failures<M> {
 fn start_failure(hook: Guarded<Result<(), crate::error::HandlerError>>) -> Option<End> {
     match hook {
         Guarded::Done(Ok(())) => None,
-        Guarded::Done(Err(e)) => Some(End::Failed(format!("start failed: {e}"))),
-        Guarded::Panicked(p) => Some(End::Failed(format!("start panicked: {p}"))),
+        Guarded::Done(Err(e)) => Some(End::Failed(format!("start failed: {e}").into())),
+        Guarded::Panicked(p) => Some(End::Failed(format!("start panicked: {p}").into())),
         Guarded::Cancelled => Some(End::Cancelled),
     }
 }
@@ -885,15 +899,25 @@ async fn sleep_unless_cancelled<M>(delay: Duration, mailbox: &Mailbox<M, Identit
     .await
 }
 
-/// The span of one handled message (DEBUG: off unless a subscriber asks).
-/// The level is checked here, inline, so that the disabled span is made
-/// in place rather than returned through memory by a call.
+/// The span of one handled message (DEBUG: off unless a subscriber asks),
+/// boxed: no span is no pointer, and while a handler runs the actor's task
+/// stores one word for it rather than a span's five.
+struct HandleSpan(Option<Box<tracing::Span>>);
+
+impl Borrow<tracing::Span> for HandleSpan {
+    fn borrow(&self) -> &tracing::Span {
+        self.0.as_deref().unwrap_or(&NO_SPAN)
+    }
+}
+
+/// The span to handle a message in. The level is checked here, inline, so
+/// that with DEBUG off nothing more is done.
 #[inline(always)]
-fn handle_span(actor: &str, meta: &crate::event::Meta) -> tracing::Span {
+fn handle_span(actor: &str, meta: &crate::event::Meta) -> HandleSpan {
     if tracing::level_enabled!(tracing::Level::DEBUG) {
         enabled_handle_span(actor, meta)
     } else {
-        tracing::Span::none()
+        HandleSpan(None)
     }
 }
 
@@ -901,8 +925,8 @@ fn handle_span(actor: &str, meta: &crate::event::Meta) -> tracing::Span {
 /// polls the loop: the actor's own, or an asker's that polls it in place
 /// (see `launch`), whose current span is not the handler's parent.
 #[inline(never)]
-fn enabled_handle_span(actor: &str, meta: &crate::event::Meta) -> tracing::Span {
-    tracing::debug_span!(
+fn enabled_handle_span(actor: &str, meta: &crate::event::Meta) -> HandleSpan {
+    let span = tracing::debug_span!(
         parent: None,
         "handle",
         actor = %actor,
@@ -910,7 +934,8 @@ fn enabled_handle_span(actor: &str, meta: &crate::event::Meta) -> tracing::Span 
         event_id = %meta.id(),
         correlation_id = %meta.correlation_id(),
         attempt = meta.attempt(),
-    )
+    );
+    HandleSpan((!span.is_disabled()).then(|| Box::new(span)))
 }
 
 #[inline(always)]
@@ -951,10 +976,10 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                     let mut actor = match catch_unwind(AssertUnwindSafe(|| (self.factory)())) {
                         Ok(actor) => actor,
                         Err(payload) => {
-                            break 'life End::Failed(format!(
-                                "the factory panicked: {}",
-                                panic_text(payload.as_ref())
-                            ));
+                            break 'life End::Failed(
+                                format!("the factory panicked: {}", panic_text(payload.as_ref()))
+                                    .into(),
+                            );
                         }
                     };
                     let why = failures.as_ref().and_then(|f| f.why.as_deref());
@@ -988,11 +1013,11 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                                         if next.is_ready() {
                                             return next.map(Some);
                                         }
-                                        match &mut self.passivation {
-                                            Some(link) => {
+                                        match &mut self.parent {
+                                            Parent::Kind(link) => {
                                                 link.poll_idle(&mut armed, cx).map(|()| None)
                                             }
-                                            None => Poll::Pending,
+                                            Parent::Root | Parent::Actor(_) => Poll::Pending,
                                         }
                                     })
                                     .await;
@@ -1001,10 +1026,10 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                                         Some(None) => {}
                                         Some(Some(Control::Stop)) => break 'serve End::Stop,
                                         Some(Some(Control::Restart(w))) => {
-                                            break 'serve End::Sibling(w);
+                                            break 'serve End::Sibling(w.into());
                                         }
                                         Some(Some(Control::Escalate(w))) => {
-                                            break 'serve End::Failed(w);
+                                            break 'serve End::Failed(w.into());
                                         }
                                         Some(Some(Control::Tick(id))) => {
                                             match self.cx.timers.tick(id) {
@@ -1013,10 +1038,11 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                                             }
                                         }
                                         None => {
-                                            let passivated =
-                                                self.passivation.as_ref().is_some_and(|link| {
-                                                    link.kind.try_passivate(cell.id)
-                                                });
+                                            let passivated = matches!(
+                                                &self.parent,
+                                                Parent::Kind(link)
+                                                    if link.kind.try_passivate(cell.id)
+                                            );
                                             if passivated {
                                                 break 'serve End::Passivated;
                                             }
@@ -1072,9 +1098,9 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                                         if let Some(message) = retry {
                                             failures.get_or_insert_default().carry = Some(message);
                                         }
-                                        break 'serve End::Failed(format!(
-                                            "a handler panicked: {w}"
-                                        ));
+                                        break 'serve End::Failed(
+                                            format!("a handler panicked: {w}").into(),
+                                        );
                                     }
                                     Outcome::Cancelled => break 'serve End::Cancelled,
                                 }
@@ -1107,10 +1133,10 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                     End::Sibling(_) if self.cx.supervision.restart == Restart::Temporary => break,
                     End::Sibling(w) => {
                         tracing::info!(actor = %cell.name, reason = %w, "restarting with a failed sibling");
-                        failures.get_or_insert_default().why = Some(w);
+                        failures.get_or_insert_default().why = Some(w.into());
                         continue;
                     }
-                    End::Failed(w) => w,
+                    End::Failed(w) => w.into(),
                 };
                 failures.get_or_insert_default().last = Some(failure.clone());
                 if self.cx.supervision.restart == Restart::Temporary {
@@ -1160,7 +1186,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
             // Before this actor stops counting as busy: an entity's next
             // activation (holding what arrived while it passivated) is started
             // first, so `settled` never sees a gap between the two.
-            if let Some(link) = self.passivation.as_deref() {
+            if let Parent::Kind(link) = &self.parent {
                 link.kind.exited(cell.id, std::mem::take(&mut self.window));
             }
             cell.mailbox.retire();
@@ -1275,20 +1301,20 @@ impl<A: Actor, F> ActorRun<A, F> {
     /// Hands a failure past the restart intensity to the parent.
     fn escalate(&self, child: &str, failure: &str) {
         let system = &self.cx.system;
-        match (&self.parent, &self.passivation) {
-            (Some(lane), _) => {
+        match &self.parent {
+            Parent::Actor(lane) => {
                 lane.control(Control::Escalate(format!(
                     "child `{child}` escalated: {failure}"
                 )));
             }
-            (None, Some(_)) => {
+            Parent::Kind(_) => {
                 tracing::error!(
                     entity = %child,
                     failure = %failure,
                     "entity exceeded its restart intensity and stops; the next message for its key activates a fresh one"
                 );
             }
-            (None, None) => {
+            Parent::Root => {
                 // Before this actor dead-letters what it holds, so that the
                 // shutdown report lists it.
                 system.begin_shutdown();

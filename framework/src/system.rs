@@ -58,7 +58,7 @@ use crate::event::{Envelope, Event, Key};
 use crate::launch::Parked;
 use crate::mailbox::{Control, MailboxConfig, MailboxGauges, Overflow};
 use crate::runtime::{
-    Core, DRAINING, Lane, PAST_DEADLINE, Passivating, RUNNING, STOPPED, Start, make_actor,
+    Core, DRAINING, Lane, Name, PAST_DEADLINE, Passivating, RUNNING, STOPPED, Start, make_actor,
     spawn_actor,
 };
 use crate::supervise::{Backoff, Intensity, Restart, Strategy, Supervision};
@@ -475,7 +475,7 @@ impl System {
     {
         spawn_actor(
             self,
-            name,
+            Name::Given(name),
             Parent::Root,
             &self.shared.root,
             configure,
@@ -496,7 +496,7 @@ impl System {
     {
         make_actor(
             self,
-            name,
+            Name::Given(name),
             Parent::Root,
             &self.shared.root,
             configure,
