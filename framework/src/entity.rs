@@ -64,6 +64,7 @@
 //! # Ok(()) }
 //! ```
 
+mod start;
 mod words;
 
 use std::collections::{HashMap, VecDeque};
@@ -81,11 +82,12 @@ use crate::error::{SystemError, TellError};
 use crate::event::{Envelope, Event, Key};
 use crate::mailbox::{Overflow, Refused};
 use crate::runtime::{
-    Name, Passivating, Passivation, SendDeadline, SendError, in_actor_of, link_to_handled,
-    record_message, spawn_actor,
+    Factory, Name, Passivating, Passivation, SendDeadline, SendError, in_actor_of, link_to_handled,
+    make_unstarted, record_message,
 };
 use crate::supervise::{RestartWindow, Strategy};
 use crate::system::{ActorConfig, Children, Parent, WeakSystem};
+use start::Starters;
 use words::WordMap;
 
 /// The entities of one kind. Cheap to clone.
@@ -219,12 +221,12 @@ impl<V> Table<V> {
     }
 }
 
-type Factory<A> = Box<dyn Fn(&Key) -> A + Send + Sync>;
+type KeyFactory<A> = Box<dyn Fn(&Key) -> A + Send + Sync>;
 
 struct Kind<A: Actor> {
     name: Arc<str>,
     system: WeakSystem,
-    factory: Factory<A>,
+    factory: KeyFactory<A>,
     config: ActorConfig,
     table: Mutex<Slots<A>>,
     activations: AtomicU64,
@@ -233,6 +235,8 @@ struct Kind<A: Actor> {
     /// Restart windows of keys whose entity restarted recently, carried
     /// from one activation to the next (intensity is counted per key).
     restarts: Mutex<HashMap<Key, RestartWindow>>,
+    /// The tasks that give activated entities their tasks (see `start`).
+    starters: Starters<A, EntityMaker<A>>,
 }
 
 /// The outcome of offering a message to a key, without waiting.
@@ -264,6 +268,7 @@ impl<A: Actor> Entities<A> {
                 passivations: AtomicU64::new(0),
                 children: Arc::new(Children::new(Strategy::OneForOne)),
                 restarts: Mutex::new(HashMap::new()),
+                starters: Starters::new(),
             }),
         }
     }
@@ -469,16 +474,15 @@ impl<A: Actor> Kind<A> {
         });
         let passivation: Arc<dyn Passivation> = link.clone();
         let config = self.config;
-        // The factory holds the link, one pointer, rather than the kind and
-        // a copy of the key: the entity's task carries it.
-        let addr = spawn_actor(
+        let (addr, run) = make_unstarted(
             &system,
             Name::Made(key.name_under(&self.name)),
             Parent::Kind(Passivating::new(passivation)),
             &self.children,
             move |_| config,
-            move || (link.kind.factory)(&link.key),
+            EntityMaker(link),
         )?;
+        self.starters.start(&system, run);
         self.activations.fetch_add(1, Ordering::Relaxed);
         Ok(addr)
     }
@@ -575,6 +579,16 @@ impl<A: Actor> Kind<A> {
                 Err(SendError::Closed(envelope))
             }
         }
+    }
+}
+
+/// What builds an entity's instances: its link, which holds its kind (and
+/// so the kind's factory) and its key. One pointer in the entity's task.
+struct EntityMaker<A: Actor>(Arc<EntityLink<A>>);
+
+impl<A: Actor> Factory<A> for EntityMaker<A> {
+    fn make(&self) -> A {
+        (self.0.kind.factory)(&self.0.key)
     }
 }
 

@@ -472,6 +472,19 @@ impl Name<'_> {
     }
 }
 
+/// What builds an actor's instances, at its start and at each restart: a
+/// closure given by the user, or, for an entity, its link to its kind
+/// (which holds the key), a type the kind can name to keep made actors in.
+pub(crate) trait Factory<A>: Send + Sync + 'static {
+    fn make(&self) -> A;
+}
+
+impl<A, F: Fn() -> A + Send + Sync + 'static> Factory<A> for F {
+    fn make(&self) -> A {
+        self()
+    }
+}
+
 /// Spawns an actor under `parent`, registered among `siblings`.
 pub(crate) fn spawn_actor<A: Actor, F>(
     system: &System,
@@ -482,7 +495,7 @@ pub(crate) fn spawn_actor<A: Actor, F>(
     factory: F,
 ) -> Result<Addr<A>, SystemError>
 where
-    F: Fn() -> A + Send + Sync + 'static,
+    F: Factory<A>,
 {
     make(
         system,
@@ -501,12 +514,12 @@ where
 /// An actor made and registered, whose loop has not started: it starts at
 /// [`Start::run`], or when dropped. What must be in place before its
 /// `started` hook runs (the subscriptions of a declared actor) goes between.
-pub(crate) struct Start<'a, A: Actor, F: Fn() -> A + Send + Sync + 'static> {
+pub(crate) struct Start<'a, A: Actor, F: Factory<A>> {
     run: Option<ActorRun<A, F>>,
     system: &'a System,
 }
 
-impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> Start<'_, A, F> {
+impl<A: Actor, F: Factory<A>> Start<'_, A, F> {
     pub(crate) fn run(mut self) {
         self.go();
     }
@@ -518,7 +531,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> Start<'_, A, F> {
     }
 }
 
-impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> Drop for Start<'_, A, F> {
+impl<A: Actor, F: Factory<A>> Drop for Start<'_, A, F> {
     fn drop(&mut self) {
         self.go();
     }
@@ -529,7 +542,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> Drop for Start<'_, A, F> {
 /// join handle, tells when it ends. Inlined, so that the loop's state is
 /// not copied on its way here.
 #[inline(always)]
-fn start_run<A: Actor, F: Fn() -> A + Send + Sync + 'static>(system: &System, run: ActorRun<A, F>) {
+fn start_run<A: Actor, F: Factory<A>>(system: &System, run: ActorRun<A, F>) {
     let runner = run.cx.addr.cell.runner.clone();
     let task = InActorTask {
         current: Current::of_system(system.core().id),
@@ -538,12 +551,48 @@ fn start_run<A: Actor, F: Fn() -> A + Send + Sync + 'static>(system: &System, ru
     // It starts in the caller's task and gets a task of its own when first
     // woken (see `launch`). An entity is activated by an event to handle,
     // under its kind's lock, where `started` must not run: it gets a task
-    // at once. So does an actor started while a panic unwinds, so that no
-    // user code runs there.
+    // at once, from a starter task of its kind (see `entity::start`). So
+    // does an actor started while a panic unwinds, so that no user code
+    // runs there.
     match runner {
         Some(launcher) if !std::thread::panicking() => launcher.start(system.parked(), task),
         _ => drop(system.handle().spawn(task)),
     }
+}
+
+/// An actor made and registered whose loop has not started, to be started
+/// elsewhere ([`Unstarted::start`]): an entity, made by the task that
+/// publishes to it and started by a task of its kind. Dropped unstarted
+/// (with its runtime), it leaves its siblings' list as a dropped task does.
+pub(crate) struct Unstarted<A: Actor, F>(ActorRun<A, F>);
+
+impl<A: Actor, F: Factory<A>> Unstarted<A, F> {
+    /// Gives the actor its task, in its system's runtime.
+    pub(crate) fn start(self) {
+        let system = self.0.cx.system.clone();
+        start_run(&system, self.0);
+    }
+}
+
+/// Makes an actor under `parent`, registered among `siblings`, to be
+/// started by the [`Unstarted`] returned with its address.
+pub(crate) fn make_unstarted<A: Actor, F: Factory<A>>(
+    system: &System,
+    name: Name<'_>,
+    parent: Parent,
+    siblings: &Arc<Children>,
+    configure: impl FnOnce(ActorConfig) -> ActorConfig,
+    factory: F,
+) -> Result<(Addr<A>, Unstarted<A, F>), SystemError> {
+    make(
+        system,
+        name,
+        parent,
+        siblings,
+        configure,
+        factory,
+        |addr, run| (addr, Unstarted(run)),
+    )
 }
 
 /// Makes an actor under `parent`, registered among `siblings`, to be
@@ -557,7 +606,7 @@ pub(crate) fn make_actor<'a, A: Actor, F>(
     factory: F,
 ) -> Result<(Addr<A>, Start<'a, A, F>), SystemError>
 where
-    F: Fn() -> A + Send + Sync + 'static,
+    F: Factory<A>,
 {
     make(
         system,
@@ -591,7 +640,7 @@ fn make<A: Actor, F, R>(
     then: impl FnOnce(Addr<A>, ActorRun<A, F>) -> R,
 ) -> Result<R, SystemError>
 where
-    F: Fn() -> A + Send + Sync + 'static,
+    F: Factory<A>,
 {
     let core = system.core();
     let state = core.state.load(Ordering::Acquire);
@@ -956,7 +1005,7 @@ fn set_cause(cause: Option<Cause>) {
     });
 }
 
-impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
+impl<A: Actor, F: Factory<A>> ActorRun<A, F> {
     /// The actor's whole life. Written as a block that owns `self` rather
     /// than an `async fn`, whose argument would be stored twice in the task.
     #[allow(clippy::manual_async_fn)]
@@ -973,7 +1022,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorRun<A, F> {
                 // nothing of a finished step stays stored in the task while the
                 // instance serves.
                 let end = 'life: {
-                    let mut actor = match catch_unwind(AssertUnwindSafe(|| (self.factory)())) {
+                    let mut actor = match catch_unwind(AssertUnwindSafe(|| self.factory.make())) {
                         Ok(actor) => actor,
                         Err(payload) => {
                             break 'life End::Failed(

@@ -5,8 +5,9 @@
 //! start from another worker; shutdown and a dropped runtime reach actors
 //! that never got a task. A declared actor is subscribed before `started`
 //! runs, a half-made group's members still start (and stop), and an
-//! entity, which gets a task at once, can publish to its own kind from
-//! `started`.
+//! entity, which gets a task from a starter task of its kind, can publish
+//! to its own kind from `started`, and runs on another worker while the
+//! publisher that activated it keeps its own.
 
 // In tests, an unwrap that fails is a test failure with its message.
 #![allow(clippy::unwrap_used)]
@@ -14,7 +15,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{Counter, Events, Num, log};
@@ -431,4 +432,69 @@ fn an_entitys_started_hook_can_publish_to_its_own_kind() {
     let mut seen = events.take();
     seen.sort_unstable();
     assert_eq!(seen, vec![(1, 0), (1001, 0)]);
+}
+
+/// Counts the carts it hears of.
+struct Tallied {
+    seen: Arc<AtomicU64>,
+}
+
+#[mercato::actor(entity)]
+impl Tallied {
+    #[on]
+    fn opened(&mut self, _e: &CartOpened) {
+        self.seen.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// On two workers, entities activated by a publisher that keeps its worker
+/// (publishes to new keys under `Backpressure` never wait, so the loop
+/// below never yields) get their tasks and run on the other worker. Were
+/// they started by a single task of their kind, woken from the publishing
+/// worker, that task would wait in the worker's LIFO slot, which the other
+/// worker cannot take from, until the publisher yielded: here, not before
+/// the deadline.
+#[test]
+fn entities_activated_by_a_publisher_that_keeps_its_worker_run_on_the_other() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let seen = Arc::new(AtomicU64::new(0));
+    let s = seen.clone();
+    let ran = runtime.block_on(async move {
+        tokio::spawn(async move {
+            let system = System::builder().build().unwrap();
+            let tally = s.clone();
+            system
+                .start_entities("tallied", move |_: &mercato::Key| Tallied {
+                    seen: tally.clone(),
+                })
+                .unwrap();
+            for cart in 0..10_000 {
+                system.publish(CartOpened { cart }).await.unwrap();
+            }
+            // Without yielding: only the other worker can run the entities.
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while s.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+                std::hint::spin_loop();
+            }
+            let ran = s.load(Ordering::SeqCst);
+            let report = system.shutdown(Duration::from_secs(5)).await;
+            assert!(report.settled, "{report:?}");
+            ran
+        })
+        .await
+        .unwrap()
+    });
+    assert!(
+        ran > 0,
+        "no activated entity ran in 20 s while the publisher kept its worker"
+    );
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        10_000,
+        "every cart was heard of"
+    );
 }
