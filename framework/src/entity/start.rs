@@ -7,9 +7,9 @@
 //! runtime the publishing worker then neither allocates the entity's task
 //! nor wakes a parked worker for each new entity: it wakes a starter when
 //! that starter's queue was empty, and another worker, taking the starter
-//! from the publisher's queue, allocates and runs the new tasks. An
-//! activation costs the publishing worker about two thirds of what it did
-//! (see the book's performance chapter).
+//! from the publisher's queue, allocates and runs the new tasks. In the
+//! keyed benchmark on two workers, 100,000 activating events took 0.160 s
+//! instead of 0.257 s (see the book's performance chapter).
 //!
 //! Two starters, used in turn: tokio puts a task woken from a worker in
 //! that worker's LIFO slot, which no other worker can take from, and it
@@ -27,10 +27,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use parking_lot::Mutex;
-
 use crate::actor::Actor;
 use crate::runtime::{Factory, Unstarted};
+use crate::sync::Mutex;
 use crate::system::System;
 
 /// The two starters of one kind, used in turn.
@@ -41,27 +40,17 @@ pub(super) struct Starters<A: Actor, F> {
 
 /// One starter: the loops waiting for it, and its task's wake-up.
 struct Starter<A: Actor, F> {
-    queue: Mutex<Queue<A, F>>,
+    loops: Handoff<Unstarted<A, F>>,
     wake: tokio::sync::Notify,
     /// Its task has been spawned.
     spawned: AtomicBool,
-}
-
-struct Queue<A: Actor, F> {
-    loops: Vec<Unstarted<A, F>>,
-    /// Its task is gone (dropped with its runtime) or its kind is: loops are
-    /// started directly.
-    closed: bool,
 }
 
 impl<A: Actor, F: Factory<A>> Starters<A, F> {
     pub(super) fn new() -> Self {
         let starter = || {
             Arc::new(Starter {
-                queue: Mutex::new(Queue {
-                    loops: Vec::new(),
-                    closed: false,
-                }),
+                loops: Handoff::new(),
                 wake: tokio::sync::Notify::new(),
                 spawned: AtomicBool::new(false),
             })
@@ -80,20 +69,10 @@ impl<A: Actor, F: Factory<A>> Starters<A, F> {
         {
             drop(system.handle().spawn(serve(Serving(Arc::clone(starter)))));
         }
-        let first = {
-            let mut queue = starter.queue.lock();
-            if queue.closed {
-                drop(queue);
-                run.start();
-                return;
-            }
-            queue.loops.push(run);
-            queue.loops.len() == 1
-        };
-        // A queue that was not empty has a wake-up on its way, or a task
-        // that will look again before it waits.
-        if first {
-            starter.wake.notify_one();
+        match starter.loops.push(run) {
+            Ok(true) => starter.wake.notify_one(),
+            Ok(false) => {}
+            Err(run) => run.start(),
         }
     }
 }
@@ -102,7 +81,7 @@ impl<A: Actor, F> Drop for Starters<A, F> {
     /// The kind is gone: its starters' tasks end.
     fn drop(&mut self) {
         for starter in &self.pair {
-            starter.queue.lock().closed = true;
+            drop(starter.loops.close());
             starter.wake.notify_one();
         }
     }
@@ -115,13 +94,9 @@ struct Serving<A: Actor, F>(Arc<Starter<A, F>>);
 
 impl<A: Actor, F> Drop for Serving<A, F> {
     fn drop(&mut self) {
-        let loops = {
-            let mut queue = self.0.queue.lock();
-            queue.closed = true;
-            std::mem::take(&mut queue.loops)
-        };
-        // Outside the lock: a loop's drop takes its kind's locks.
-        drop(loops);
+        // Dropped outside the hand-off's lock: a loop's drop takes its
+        // kind's locks.
+        drop(self.0.loops.close());
     }
 }
 
@@ -129,16 +104,13 @@ impl<A: Actor, F> Drop for Serving<A, F> {
 async fn serve<A: Actor, F: Factory<A>>(serving: Serving<A, F>) {
     let starter = &serving.0;
     loop {
-        let (loops, closed) = {
-            let mut queue = starter.queue.lock();
-            (std::mem::take(&mut queue.loops), queue.closed)
-        };
+        let (loops, closed) = starter.loops.take();
         if loops.is_empty() {
             if closed {
                 return;
             }
-            // A permit left by a wake-up since the queue was taken makes
-            // this return at once.
+            // A wake-up since the queue was taken left a permit: this
+            // returns at once.
             starter.wake.notified().await;
             continue;
         }
@@ -146,5 +118,144 @@ async fn serve<A: Actor, F: Factory<A>>(serving: Serving<A, F>) {
             run.start();
             tokio::task::coop::consume_budget().await;
         }
+    }
+}
+
+/// Items handed from any number of senders to one taker, which takes them
+/// all at once and waits to be woken when there are none. A sender wakes it
+/// only when its push found the queue empty: the taker either took the
+/// queue before that push, and is woken for it, or takes the item with the
+/// others. Waking leaves a permit if the taker is not waiting yet (as
+/// tokio's `Notify::notify_one` does), so no wake-up is lost between the
+/// taker's look and its wait (checked by a loom model).
+struct Handoff<T> {
+    queue: Mutex<Queue<T>>,
+}
+
+struct Queue<T> {
+    items: Vec<T>,
+    /// The taker is gone (its task dropped with its runtime) or its owner
+    /// is: items are refused and their senders deal with them.
+    closed: bool,
+}
+
+impl<T> Handoff<T> {
+    fn new() -> Self {
+        Handoff {
+            queue: Mutex::new(Queue {
+                items: Vec::new(),
+                closed: false,
+            }),
+        }
+    }
+
+    /// Queues `item`: `Ok(true)` if the taker must be woken (the queue was
+    /// empty), `Err(item)` if the hand-off is closed.
+    fn push(&self, item: T) -> Result<bool, T> {
+        let mut queue = self.queue.lock();
+        if queue.closed {
+            return Err(item);
+        }
+        queue.items.push(item);
+        Ok(queue.items.len() == 1)
+    }
+
+    /// Everything queued, and whether the hand-off is closed.
+    fn take(&self) -> (Vec<T>, bool) {
+        let mut queue = self.queue.lock();
+        (std::mem::take(&mut queue.items), queue.closed)
+    }
+
+    /// Closes the hand-off, returning what it held.
+    fn close(&self) -> Vec<T> {
+        let mut queue = self.queue.lock();
+        queue.closed = true;
+        std::mem::take(&mut queue.items)
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! loom models of the hand-off between senders and a starter: whatever
+    //! the interleaving, the taker gets every item exactly once and waits
+    //! for no wake-up that never comes (loom reports a deadlock if it
+    //! does), and an item pushed while the hand-off closes is either
+    //! returned by the close or refused to its sender. loom's `Notify`
+    //! keeps a permit when no one waits, as tokio's `notify_one` does.
+
+    use loom::sync::Arc;
+    use loom::sync::Notify;
+    use loom::thread;
+
+    use super::Handoff;
+
+    /// Sends `items` through the hand-off, waking the taker as a starter's
+    /// senders do.
+    fn send(handoff: &Handoff<u32>, wake: &Notify, items: &[u32]) {
+        for &item in items {
+            if handoff.push(item) == Ok(true) {
+                wake.notify();
+            }
+        }
+    }
+
+    /// A starter's loop: takes, and waits when there is nothing, until it
+    /// has `expected` items. A lost wake-up leaves it waiting for good,
+    /// which loom reports.
+    fn take(handoff: &Handoff<u32>, wake: &Notify, expected: usize) -> Vec<u32> {
+        let mut got = Vec::new();
+        while got.len() < expected {
+            let (items, _) = handoff.take();
+            if items.is_empty() {
+                wake.wait();
+                continue;
+            }
+            got.extend(items);
+        }
+        got
+    }
+
+    #[test]
+    fn loom_two_senders_and_a_taker_lose_no_item_and_no_wake_up() {
+        loom::model(|| {
+            let handoff = Arc::new(Handoff::new());
+            let wake = Arc::new(Notify::new());
+            let taker = {
+                let (handoff, wake) = (handoff.clone(), wake.clone());
+                thread::spawn(move || take(&handoff, &wake, 3))
+            };
+            let other = {
+                let (handoff, wake) = (handoff.clone(), wake.clone());
+                thread::spawn(move || send(&handoff, &wake, &[3]))
+            };
+            send(&handoff, &wake, &[1, 2]);
+            other.join().unwrap();
+            let mut got = taker.join().unwrap();
+            got.sort_unstable();
+            assert_eq!(got, [1, 2, 3]);
+        });
+    }
+
+    #[test]
+    fn loom_a_closed_handoff_refuses_and_returns_what_it_held() {
+        loom::model(|| {
+            let handoff = Arc::new(Handoff::new());
+            let sender = {
+                let handoff = handoff.clone();
+                thread::spawn(move || handoff.push(7))
+            };
+            let held = handoff.close();
+            let pushed = sender.join().unwrap();
+            // The item is either returned by the close or refused to its
+            // sender: never both, never neither.
+            match pushed {
+                Ok(_) => assert_eq!(held, [7]),
+                Err(item) => {
+                    assert_eq!(item, 7);
+                    assert!(held.is_empty());
+                }
+            }
+            assert_eq!(handoff.push(8), Err(8));
+        });
     }
 }
