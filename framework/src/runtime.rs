@@ -699,8 +699,7 @@ struct ActorRun<A: Actor, F> {
     factory: F,
     cx: Context<A>,
     /// Who supervises the actor: the system, an actor, or, for an entity,
-    /// its kind with its idle timer (boxed: other actors have none). One
-    /// field of two words, which every actor's task carries.
+    /// its kind with its idle timer (boxed: other actors have none).
     parent: Parent,
     window: RestartWindow,
     /// Last, so that it is dropped last: what takes the actor off its
