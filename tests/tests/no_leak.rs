@@ -3,10 +3,11 @@
 //! however many actors there were and however they were asked (by their own
 //! task, or in the asker's), and however many entities were activated (some
 //! still waiting for their kind's starter task when the runtime is dropped,
-//! which holds them while they hold their kind). A cycle between an actor's launcher, its loop
-//! and its task would leave each actor's loop and mailbox behind, and show
-//! here as bytes that grow with the number of actors. Counted with a global
-//! allocator; one test in this binary, so nothing else allocates meanwhile.
+//! which holds them while they hold their kind). A cycle between an
+//! actor's launcher, its loop and its task would leave each actor's loop
+//! and mailbox behind, and show here as bytes that grow with the number of
+//! actors. Counted with a global allocator; one test in this binary, so
+//! nothing else allocates meanwhile.
 
 // In tests, an unwrap that fails is a test failure with its message.
 #![allow(clippy::unwrap_used)]
