@@ -497,18 +497,10 @@ pub(crate) fn spawn_actor<A: Actor, F>(
 where
     F: Factory<A>,
 {
-    make(
-        system,
-        name,
-        parent,
-        siblings,
-        configure,
-        factory,
-        |addr, run| {
-            start_run(system, run);
-            addr
-        },
-    )
+    let (addr, Unstarted(run)) =
+        make_unstarted(system, name, parent, siblings, configure, factory)?;
+    start_run(system, run);
+    Ok(addr)
 }
 
 /// An actor made and registered, whose loop has not started: it starts at
@@ -560,10 +552,11 @@ fn start_run<A: Actor, F: Factory<A>>(system: &System, run: ActorRun<A, F>) {
     }
 }
 
-/// An actor made and registered whose loop has not started, to be started
-/// elsewhere ([`Unstarted::start`]): an entity, made by the task that
-/// publishes to it and started by a task of its kind. Dropped unstarted
-/// (with its runtime), it leaves its siblings' list as a dropped task does.
+/// An actor made and registered whose loop has not started
+/// ([`make_unstarted`]). An entity's is made by the task that publishes to
+/// it and started by a task of its kind ([`Unstarted::start`]). Dropped
+/// unstarted (with its runtime), it leaves its siblings' list as a dropped
+/// task does.
 pub(crate) struct Unstarted<A: Actor, F>(ActorRun<A, F>);
 
 impl<A: Actor, F: Factory<A>> Unstarted<A, F> {
@@ -572,27 +565,6 @@ impl<A: Actor, F: Factory<A>> Unstarted<A, F> {
         let system = self.0.cx.system.clone();
         start_run(&system, self.0);
     }
-}
-
-/// Makes an actor under `parent`, registered among `siblings`, to be
-/// started by the [`Unstarted`] returned with its address.
-pub(crate) fn make_unstarted<A: Actor, F: Factory<A>>(
-    system: &System,
-    name: Name<'_>,
-    parent: Parent,
-    siblings: &Arc<Children>,
-    configure: impl FnOnce(ActorConfig) -> ActorConfig,
-    factory: F,
-) -> Result<(Addr<A>, Unstarted<A, F>), SystemError> {
-    make(
-        system,
-        name,
-        parent,
-        siblings,
-        configure,
-        factory,
-        |addr, run| (addr, Unstarted(run)),
-    )
 }
 
 /// Makes an actor under `parent`, registered among `siblings`, to be
@@ -608,40 +580,30 @@ pub(crate) fn make_actor<'a, A: Actor, F>(
 where
     F: Factory<A>,
 {
-    make(
-        system,
-        name,
-        parent,
-        siblings,
-        configure,
-        factory,
-        |addr, run| {
-            (
-                addr,
-                Start {
-                    run: Some(run),
-                    system,
-                },
-            )
+    let (addr, Unstarted(run)) =
+        make_unstarted(system, name, parent, siblings, configure, factory)?;
+    Ok((
+        addr,
+        Start {
+            run: Some(run),
+            system,
         },
-    )
+    ))
 }
 
-/// Makes an actor and registers it; `then` gets its address and its loop's
-/// state, in place.
+/// Makes an actor under `parent` and registers it among `siblings`; its
+/// loop is started by [`spawn_actor`], by the [`Start`] of [`make_actor`],
+/// or elsewhere through the [`Unstarted`] returned with its address.
+/// Inlined, so that the loop's state is made where its caller keeps it.
 #[inline(always)]
-fn make<A: Actor, F, R>(
+pub(crate) fn make_unstarted<A: Actor, F: Factory<A>>(
     system: &System,
     name: Name<'_>,
     parent: Parent,
     siblings: &Arc<Children>,
     configure: impl FnOnce(ActorConfig) -> ActorConfig,
     factory: F,
-    then: impl FnOnce(Addr<A>, ActorRun<A, F>) -> R,
-) -> Result<R, SystemError>
-where
-    F: Factory<A>,
-{
+) -> Result<(Addr<A>, Unstarted<A, F>), SystemError> {
     let core = system.core();
     let state = core.state.load(Ordering::Acquire);
     if state >= STOPPED
@@ -692,7 +654,7 @@ where
         },
     };
     siblings.add(id, cell);
-    Ok(then(addr, run))
+    Ok((addr, Unstarted(run)))
 }
 
 struct ActorRun<A: Actor, F> {
