@@ -8,10 +8,10 @@
 //! worker's that handles it. A single shared counter would move its cache
 //! line between the two cores twice per event. So the count is kept in
 //! shards, each on cache lines of its own, and each thread counts on the
-//! shard of its own: a sender's "busy" and a receiver's "idle" stay in their cores'
-//! caches. Each shard holds two counters that only grow, how many owners
-//! went busy and how many went idle on that thread; the owners busy now
-//! are all the first less all the second.
+//! shard of its own: a sender's "busy" and a receiver's "idle" stay in
+//! their cores' caches. Each shard holds two counters that only grow, how
+//! many owners went busy and how many went idle on that thread; the owners
+//! busy now are all the first less all the second.
 //!
 //! Summing shards one by one is not a snapshot: while they are read, an
 //! owner may go busy on a shard already read and another go idle on one
