@@ -447,7 +447,7 @@ impl<A: Actor> Clone for Addr<A> {
 impl<A: Actor> fmt::Debug for Addr<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Addr")
-            .field("actor", &self.cell.name)
+            .field("actor", self.cell.name())
             .field("id", &self.cell.id)
             .finish()
     }
@@ -456,7 +456,7 @@ impl<A: Actor> fmt::Debug for Addr<A> {
 impl<A: Actor> Addr<A> {
     /// The actor's name.
     pub fn name(&self) -> &str {
-        &self.cell.name
+        self.cell.name()
     }
 
     /// Whether the actor has stopped for good.
@@ -466,7 +466,7 @@ impl<A: Actor> Addr<A> {
 
     /// A reading of the mailbox's gauges.
     pub fn gauges(&self) -> MailboxGauges {
-        self.cell.mailbox.gauges(&self.cell.name)
+        self.cell.mailbox.gauges(self.cell.name())
     }
 
     /// Sends an event. Waits for room under `Backpressure`; under `Reject` a
@@ -753,7 +753,7 @@ pub struct Context<A: Actor> {
 impl<A: Actor> fmt::Debug for Context<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
-            .field("actor", &self.addr.cell.name)
+            .field("actor", self.addr.cell.name())
             .finish_non_exhaustive()
     }
 }
@@ -766,7 +766,7 @@ impl<A: Actor> Context<A> {
 
     /// This actor's name.
     pub fn name(&self) -> &str {
-        &self.addr.cell.name
+        self.addr.cell.name()
     }
 
     /// The system this actor runs in.

@@ -69,8 +69,8 @@ mod words;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -82,8 +82,8 @@ use crate::error::{SystemError, TellError};
 use crate::event::{Envelope, Event, Key};
 use crate::mailbox::{Overflow, Refused};
 use crate::runtime::{
-    Factory, Name, Passivating, Passivation, SendDeadline, SendError, in_actor_of, link_to_handled,
-    make_unstarted, record_message,
+    Factory, Name, Named, Passivating, Passivation, SendDeadline, SendError, in_actor_of,
+    link_to_handled, make_unstarted, record_message,
 };
 use crate::supervise::{RestartWindow, Strategy};
 use crate::system::{ActorConfig, Children, Parent, WeakSystem};
@@ -279,11 +279,17 @@ pub(crate) trait KindView: Send + Sync {
     /// The supervisor list of the kind's live entities.
     fn children(&self) -> Arc<Children>;
     fn gauges(&self) -> EntityGauges;
+    /// Drops the table's live entities (the system is gone).
+    fn forget_live(&self);
 }
 
 impl<A: Actor> KindView for Entities<A> {
     fn children(&self) -> Arc<Children> {
         Arc::clone(&self.kind.children)
+    }
+    fn forget_live(&self) {
+        let live = std::mem::replace(&mut self.kind.table.lock().live, Table::new());
+        drop(live);
     }
     fn gauges(&self) -> EntityGauges {
         Entities::gauges(self)
@@ -360,7 +366,7 @@ impl<A: Actor> Entities<A> {
         };
         for addr in table.live.values() {
             g.live += 1;
-            let m = addr.cell.mailbox.gauges(&addr.cell.name);
+            let m = addr.cell.mailbox.gauges(addr.cell.name());
             g.depth += m.depth;
             g.high_water = g.high_water.max(m.high_water);
             g.processed += m.processed;
@@ -471,12 +477,13 @@ impl<A: Actor> Kind<A> {
         let link = Arc::new(EntityLink {
             kind: Arc::clone(self),
             key: key.clone(),
+            name: OnceLock::new(),
         });
         let passivation: Arc<dyn Passivation> = link.clone();
         let config = self.config;
         let (addr, run) = make_unstarted(
             &system,
-            Name::Made(key.name_under(&self.name)),
+            Name::Made(link.clone()),
             Parent::Kind(Passivating::new(passivation)),
             &self.children,
             move |_| config,
@@ -592,10 +599,23 @@ impl<A: Actor> Factory<A> for EntityMaker<A> {
     }
 }
 
-/// What an entity's loop reports to its kind.
+/// What an entity's loop reports to its kind, and what names the entity.
 struct EntityLink<A: Actor> {
     kind: Arc<Kind<A>>,
     key: Key,
+    /// `<kind>/<key>`, made when first asked for (see `Named`).
+    name: OnceLock<Arc<str>>,
+}
+
+impl<A: Actor> Named for EntityLink<A> {
+    fn name(&self) -> &Arc<str> {
+        self.name
+            .get_or_init(|| self.key.name_under(&self.kind.name))
+    }
+
+    fn kind_name(&self) -> &str {
+        &self.kind.name
+    }
 }
 
 impl<A: Actor> Passivation for EntityLink<A> {

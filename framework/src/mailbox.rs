@@ -1504,8 +1504,12 @@ mod tests {
         drop(state);
         // And the layout costs nothing: the cell is no larger than its
         // fields packed (8 bytes for the 4-byte capacity and 1-byte policy),
-        // the mailbox's 168 and the launcher's pointer.
-        assert_eq!(std::mem::size_of::<Cell<u32>>(), 176);
+        // the mailbox's 176 (the identity's 32 among them: the id, and the
+        // name, given or an entity's link, with its tag) and the launcher's
+        // pointer. In its `Arc`, 200 bytes: a 208-byte block of the system
+        // allocator, as when the identity was 8 bytes smaller.
+        assert_eq!(std::mem::size_of::<Cell<u32>>(), 184);
+        assert_eq!(std::mem::size_of::<Identity>(), 32);
     }
 
     #[test]

@@ -196,7 +196,7 @@ impl Core {
 /// identity lies inside the mailbox (see [`Owner`]): its system at the
 /// front, which every send reads, and its id and name, read-only, between
 /// what senders write and what the receiver writes for every message. The
-/// cell reads as its id and name (`cell.name`).
+/// cell reads as its id and name (`cell.id`, `cell.name()`).
 pub(crate) struct Cell<M> {
     pub(crate) mailbox: Mailbox<M, Identity>,
     /// What starts the actor's loop and keeps it once it has a task,
@@ -208,7 +208,37 @@ pub(crate) struct Cell<M> {
 /// An actor's id and name.
 pub(crate) struct Identity {
     pub(crate) id: u64,
-    pub(crate) name: Arc<str>,
+    name: ActorName,
+}
+
+/// An actor's name as its cell keeps it: given at its spawn, or, for an
+/// entity, made from its kind's name and its key the first time something
+/// asks for it (a dead letter, a gauge, a log line, a span), so that
+/// activating an entity neither formats nor allocates a name that most
+/// entities never need. The entity's link keeps the name once made.
+enum ActorName {
+    Given(Arc<str>),
+    Made(Arc<dyn Named>),
+}
+
+/// What makes an entity's name on demand and keeps it: its link to its
+/// kind.
+pub(crate) trait Named: Send + Sync {
+    /// The name, `<kind>/<key>`, made at the first call.
+    fn name(&self) -> &Arc<str>;
+    /// The kind's name, the part before the `/`.
+    fn kind_name(&self) -> &str;
+}
+
+impl Identity {
+    /// The actor's name (made now if it is an entity's, asked for the
+    /// first time).
+    pub(crate) fn name(&self) -> &Arc<str> {
+        match &self.name {
+            ActorName::Given(name) => name,
+            ActorName::Made(of) => of.name(),
+        }
+    }
 }
 
 impl Owner for Identity {
@@ -292,7 +322,7 @@ impl<M: Message> Cell<M> {
     }
 
     pub(crate) fn dead_letter(&self, message: M, reason: DeadLetterReason, error: Option<String>) {
-        record_message(self.core(), self.name.clone(), message, reason, error);
+        record_message(self.core(), self.name().clone(), message, reason, error);
     }
 }
 
@@ -436,7 +466,7 @@ impl<M: Message> Lane for Cell<M> {
         self.mailbox.cancel();
     }
     fn gauges(&self) -> MailboxGauges {
-        self.mailbox.gauges(&self.name)
+        self.mailbox.gauges(self.name())
     }
 }
 
@@ -459,17 +489,9 @@ pub(crate) enum Name<'a> {
     /// Given by the user: an actor shares it with the sibling made just
     /// before it if theirs is the same (the members of a group).
     Given(&'a str),
-    /// Made for this actor alone (an entity's kind and key).
-    Made(Arc<str>),
-}
-
-impl Name<'_> {
-    fn as_str(&self) -> &str {
-        match self {
-            Name::Given(name) => name,
-            Name::Made(name) => name,
-        }
-    }
+    /// Made for this actor alone, when first needed, by an entity's link
+    /// (its kind and key).
+    Made(Arc<dyn Named>),
 }
 
 /// What builds an actor's instances, at its start and at each restart: a
@@ -612,7 +634,15 @@ pub(crate) fn make_unstarted<A: Actor, F: Factory<A>>(
     {
         return Err(SystemError::ShuttingDown);
     }
-    let config = system.config_for(name.as_str(), configure)?;
+    // Overrides are looked up by name: an entity's is made here only if
+    // one is set under its kind's name.
+    let config = match &name {
+        Name::Given(given) => system.config_for(given, configure)?,
+        Name::Made(of) if system.has_overrides_under(of.kind_name()) => {
+            system.config_for(of.name(), configure)?
+        }
+        Name::Made(_) => system.config_without_overrides(configure)?,
+    };
     let id = system.next_actor_id();
     let cell = Arc::new(Cell {
         mailbox: Mailbox::owned(
@@ -621,8 +651,8 @@ pub(crate) fn make_unstarted<A: Actor, F: Factory<A>>(
             Identity {
                 id,
                 name: match name {
-                    Name::Given(name) => siblings.name(name),
-                    Name::Made(name) => name,
+                    Name::Given(given) => ActorName::Given(siblings.name(given)),
+                    Name::Made(of) => ActorName::Made(of),
                 },
             },
         ),
@@ -923,7 +953,7 @@ impl Borrow<tracing::Span> for HandleSpan {
 /// The span to handle a message in. The level is checked here, inline, so
 /// that with DEBUG off nothing more is done.
 #[inline(always)]
-fn handle_span(actor: &str, meta: &crate::event::Meta) -> HandleSpan {
+fn handle_span(actor: &Identity, meta: &crate::event::Meta) -> HandleSpan {
     if tracing::level_enabled!(tracing::Level::DEBUG) {
         enabled_handle_span(actor, meta)
     } else {
@@ -935,11 +965,11 @@ fn handle_span(actor: &str, meta: &crate::event::Meta) -> HandleSpan {
 /// polls the loop: the actor's own, or an asker's that polls it in place
 /// (see `launch`), whose current span is not the handler's parent.
 #[inline(never)]
-fn enabled_handle_span(actor: &str, meta: &crate::event::Meta) -> HandleSpan {
+fn enabled_handle_span(actor: &Identity, meta: &crate::event::Meta) -> HandleSpan {
     let span = tracing::debug_span!(
         parent: None,
         "handle",
-        actor = %actor,
+        actor = %actor.name(),
         event = meta.event(),
         event_id = %meta.id(),
         correlation_id = %meta.correlation_id(),
@@ -1068,7 +1098,7 @@ impl<A: Actor, F: Factory<A>> ActorRun<A, F> {
                                 // the acknowledgement.
                                 let meta = message.meta();
                                 set_cause(Some(cause_of(meta)));
-                                let span = handle_span(&cell.name, meta);
+                                let span = handle_span(&cell, meta);
                                 let first = guarded(
                                     actor.handle(message, &mut self.cx),
                                     span,
@@ -1142,7 +1172,7 @@ impl<A: Actor, F: Factory<A>> ActorRun<A, F> {
                     }
                     End::Sibling(_) if self.cx.supervision.restart == Restart::Temporary => break,
                     End::Sibling(w) => {
-                        tracing::info!(actor = %cell.name, reason = %w, "restarting with a failed sibling");
+                        tracing::info!(actor = %cell.name(), reason = %w, "restarting with a failed sibling");
                         failures.get_or_insert_default().why = Some(w.into());
                         continue;
                     }
@@ -1150,19 +1180,19 @@ impl<A: Actor, F: Factory<A>> ActorRun<A, F> {
                 };
                 failures.get_or_insert_default().last = Some(failure.clone());
                 if self.cx.supervision.restart == Restart::Temporary {
-                    tracing::error!(actor = %cell.name, failure = %failure, "actor failed and stops (Restart::Temporary)");
+                    tracing::error!(actor = %cell.name(), failure = %failure, "actor failed and stops (Restart::Temporary)");
                     break;
                 }
                 let now = tokio::time::Instant::now();
                 if !self.window.admit(now, &self.cx.supervision.intensity) {
-                    tracing::error!(actor = %cell.name, failure = %failure, "restart intensity exceeded");
-                    self.escalate(&cell.name, &failure);
+                    tracing::error!(actor = %cell.name(), failure = %failure, "restart intensity exceeded");
+                    self.escalate(cell.name(), &failure);
                     break;
                 }
-                tracing::warn!(actor = %cell.name, failure = %failure, "restarting actor");
+                tracing::warn!(actor = %cell.name(), failure = %failure, "restarting actor");
                 self.leave
                     .siblings
-                    .restart_peers(cell.id, &cell.name, &failure);
+                    .restart_peers(cell.id, cell.name(), &failure);
                 let n = self.window.len().saturating_sub(1) as u32;
                 let jitter = Failures::jitter(&mut failures, &self.cx.system, cell.id);
                 let delay = self.cx.supervision.backoff.delay(n, jitter);
@@ -1247,7 +1277,7 @@ impl<A: Actor, F: Factory<A>> ActorRun<A, F> {
                 None => {
                     let meta = message.meta();
                     set_cause(Some(cause_of(meta)));
-                    let span = handle_span(&cell.name, meta);
+                    let span = handle_span(cell, meta);
                     let result = guarded(
                         actor.handle(&mut message, &mut self.cx),
                         span,
@@ -1269,7 +1299,7 @@ impl<A: Actor, F: Factory<A>> ActorRun<A, F> {
                 Guarded::Done(Err(error)) => {
                     let text = error.to_string();
                     if attempt <= supervision.max_retries {
-                        tracing::warn!(actor = %cell.name, event = message.meta().event(), attempt, error = %text, "handler failed; retrying");
+                        tracing::warn!(actor = %cell.name(), event = message.meta().event(), attempt, error = %text, "handler failed; retrying");
                         let jitter = Failures::jitter(failures, &self.cx.system, cell.id);
                         let delay = supervision.backoff.delay(attempt - 1, jitter);
                         if !sleep_unless_cancelled(delay, &cell.mailbox).await {
@@ -1287,7 +1317,7 @@ impl<A: Actor, F: Factory<A>> ActorRun<A, F> {
                     return Outcome::Done;
                 }
                 Guarded::Panicked(text) => {
-                    tracing::error!(actor = %cell.name, event = message.meta().event(), attempt, panic = %text, "handler panicked");
+                    tracing::error!(actor = %cell.name(), event = message.meta().event(), attempt, panic = %text, "handler panicked");
                     if supervision.retry_after_panic
                         && attempt <= supervision.max_retries
                         && supervision.restart != Restart::Temporary

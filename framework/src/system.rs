@@ -364,6 +364,18 @@ struct Shared {
     declared: Mutex<Vec<(String, &'static [HandlerInfo])>>,
 }
 
+impl Drop for Shared {
+    /// The last handle is gone, so no actor's loop runs any more (each
+    /// holds one): the kinds let go of their live entities, whose cells
+    /// hold their links to their kinds (to name them on demand), which hold
+    /// the kinds' tables of cells.
+    fn drop(&mut self) {
+        for kind in self.kinds.get_mut().drain(..) {
+            kind.forget_live();
+        }
+    }
+}
+
 /// A handle that does not keep the system alive (held by entity kinds,
 /// which the system's routing table holds).
 #[derive(Clone)]
@@ -873,6 +885,26 @@ impl System {
         let config = self.apply_overrides(name, configure(self.shared.defaults));
         config.validate()?;
         Ok(config)
+    }
+
+    /// The configuration of an actor that no override can name (see
+    /// [`System::has_overrides_under`]): its name need not be made.
+    pub(crate) fn config_without_overrides(
+        &self,
+        configure: impl FnOnce(ActorConfig) -> ActorConfig,
+    ) -> Result<ActorConfig, ConfigError> {
+        let config = configure(self.shared.defaults);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Whether the builder set an override for a name `<prefix>/...` (an
+    /// entity of the kind `prefix`).
+    pub(crate) fn has_overrides_under(&self, prefix: &str) -> bool {
+        self.shared.overrides.iter().any(|(name, _)| {
+            name.strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
     }
 
     fn apply_overrides(&self, name: &str, mut config: ActorConfig) -> ActorConfig {

@@ -138,3 +138,34 @@ fn map_backoff_changes_only_what_it_sets() {
         .backoff(Backoff::exponential(Duration::from_secs(2), Duration::from_secs(60)).jitter(0.5));
     assert_eq!(changed.supervision_config(), expected);
 }
+
+#[tokio::test]
+async fn an_override_by_an_entity_name_applies_to_that_entity_alone() {
+    let system = System::builder()
+        .defaults(|c| c.capacity(100))
+        .configure("carts/7", |c| c.capacity(3))
+        .build()
+        .unwrap();
+    let carts = system.entities("carts", |_| Idle).unwrap();
+    for key in [7_u32, 8] {
+        carts
+            .tell(
+                u64::from(key),
+                Num {
+                    sender: 0,
+                    seq: key,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let capacities: Vec<(String, usize)> = system
+        .mailboxes()
+        .into_iter()
+        .map(|g| (g.actor, g.capacity))
+        .collect();
+    assert_eq!(
+        capacities,
+        [("carts/7".to_owned(), 3), ("carts/8".to_owned(), 100)]
+    );
+}
