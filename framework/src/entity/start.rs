@@ -103,23 +103,37 @@ impl<A: Actor, F> Drop for Serving<A, F> {
 /// A starter's task: starts what is queued, and waits when nothing is.
 async fn serve<A: Actor, F: Factory<A>>(serving: Serving<A, F>) {
     let starter = &serving.0;
+    // The vector of the batch before, emptied, handed back to the senders:
+    // a batch is taken as soon as a starter runs, and a new vector each
+    // time would be allocated by the publishing thread and freed by this
+    // one, at every batch.
+    let mut spare = Vec::new();
     loop {
-        let (loops, closed) = starter.loops.take();
+        let (mut loops, closed) = starter.loops.take(spare);
         if loops.is_empty() {
             if closed {
                 return;
             }
+            spare = loops;
             // A wake-up since the queue was taken left a permit: this
             // returns at once.
             starter.wake.notified().await;
             continue;
         }
-        for run in loops {
+        for run in loops.drain(..) {
             run.start();
             tokio::task::coop::consume_budget().await;
         }
+        // Not kept past a burst's size: a large batch's room is given back.
+        if loops.capacity() > MAX_SPARE {
+            loops = Vec::new();
+        }
+        spare = loops;
     }
 }
+
+/// The most loops a starter's spare vector keeps room for.
+const MAX_SPARE: usize = 256;
 
 /// Items handed from any number of senders to one taker, which takes them
 /// all at once and waits to be woken when there are none. A sender wakes it
@@ -160,10 +174,13 @@ impl<T> Handoff<T> {
         Ok(queue.items.len() == 1)
     }
 
-    /// Everything queued, and whether the hand-off is closed.
-    fn take(&self) -> (Vec<T>, bool) {
+    /// Everything queued, and whether the hand-off is closed; `spare`, an
+    /// empty vector the taker has done with, takes the queue's place, so
+    /// that senders push into room already allocated.
+    fn take(&self, spare: Vec<T>) -> (Vec<T>, bool) {
+        debug_assert!(spare.is_empty());
         let mut queue = self.queue.lock();
-        (std::mem::take(&mut queue.items), queue.closed)
+        (std::mem::replace(&mut queue.items, spare), queue.closed)
     }
 
     /// Closes the hand-off, returning what it held.
@@ -204,13 +221,17 @@ mod loom_tests {
     /// which loom reports.
     fn take(handoff: &Handoff<u32>, wake: &Notify, expected: usize) -> Vec<u32> {
         let mut got = Vec::new();
+        let mut spare = Vec::new();
         while got.len() < expected {
-            let (items, _) = handoff.take();
+            let (mut items, _) = handoff.take(spare);
             if items.is_empty() {
+                spare = items;
                 wake.wait();
                 continue;
             }
-            got.extend(items);
+            got.extend(items.drain(..));
+            // Handed back at the next take, as a starter does.
+            spare = items;
         }
         got
     }
