@@ -279,7 +279,8 @@ pub(crate) trait KindView: Send + Sync {
     /// The supervisor list of the kind's live entities.
     fn children(&self) -> Arc<Children>;
     fn gauges(&self) -> EntityGauges;
-    /// Drops the table's live entities (the system is gone).
+    /// Drops the table's live entities (the system is gone), outside the
+    /// table's lock.
     fn forget_live(&self);
 }
 
