@@ -82,7 +82,7 @@ use crate::error::{SystemError, TellError};
 use crate::event::{Envelope, Event, Key};
 use crate::mailbox::{Overflow, Refused};
 use crate::runtime::{
-    Factory, Name, Named, Passivating, Passivation, SendDeadline, SendError, in_actor_of,
+    Factory, IdleClock, Name, Named, Passivation, SendDeadline, SendError, in_actor_of,
     link_to_handled, make_unstarted, record_message,
 };
 use crate::supervise::{RestartWindow, Strategy};
@@ -479,13 +479,14 @@ impl<A: Actor> Kind<A> {
             kind: Arc::clone(self),
             key: key.clone(),
             name: OnceLock::new(),
+            clock: Mutex::new(IdleClock::default()),
         });
         let passivation: Arc<dyn Passivation> = link.clone();
         let config = self.config;
         let (addr, run) = make_unstarted(
             &system,
             Name::Made(link.clone()),
-            Parent::Kind(Passivating::new(passivation)),
+            Parent::Kind(passivation),
             &self.children,
             move |_| config,
             EntityMaker(link),
@@ -606,6 +607,8 @@ struct EntityLink<A: Actor> {
     key: Key,
     /// `<kind>/<key>`, made when first asked for (see `Named`).
     name: OnceLock<Arc<str>>,
+    /// The entity's idle timer; only its loop takes the lock.
+    clock: Mutex<IdleClock>,
 }
 
 impl<A: Actor> Named for EntityLink<A> {
@@ -631,8 +634,9 @@ impl<A: Actor> Passivation for EntityLink<A> {
         idle
     }
 
-    fn idle_time(&self) -> Duration {
-        self.kind.config.passivate_after_value()
+    fn poll_idle(&self, armed: &mut bool, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let idle_time = self.kind.config.passivate_after_value();
+        self.clock.lock().poll(idle_time, armed, cx)
     }
 
     fn restarts(&self) -> RestartWindow {

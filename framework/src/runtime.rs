@@ -480,8 +480,9 @@ pub(crate) trait Passivation: Send + Sync {
     fn exited(&self, id: u64, restarts: RestartWindow);
     /// The restart window of the key's earlier activations.
     fn restarts(&self) -> RestartWindow;
-    /// How long an entity stays idle before it is passivated.
-    fn idle_time(&self) -> Duration;
+    /// Polls the entity's idle timer (see [`IdleClock::poll`]): ready once
+    /// it has been idle for its kind's idle time.
+    fn poll_idle(&self, armed: &mut bool, cx: &mut std::task::Context<'_>) -> Poll<()>;
 }
 
 /// An actor's name as its spawner has it.
@@ -663,7 +664,7 @@ pub(crate) fn make_unstarted<A: Actor, F: Factory<A>>(
     let supervision = system.shared_supervision(config.supervision_config());
     // Restarts are counted per key for entities, across activations.
     let window = match &parent {
-        Parent::Kind(link) => link.kind.restarts(),
+        Parent::Kind(link) => link.restarts(),
         Parent::Root | Parent::Actor(_) => RestartWindow::default(),
     };
     let run = ActorRun {
@@ -714,15 +715,16 @@ impl Drop for Leave {
     }
 }
 
-/// What an entity's loop needs to passivate: its kind (which knows the
-/// idle time), and its idle timer.
+/// An entity's idle timer, kept by its link to its kind (so that an
+/// activation does not allocate it apart) and polled only by the entity's
+/// loop.
 ///
 /// The timer is not moved at each idle spell (an entity that gets an event
 /// now and then would move its entry in tokio's timer wheel once per event):
 /// a spell notes when it is due to end, and when the timer fires early for
 /// that spell it is set again to the spell's own deadline.
-pub(crate) struct Passivating {
-    kind: Arc<dyn Passivation>,
+#[derive(Default)]
+pub(crate) struct IdleClock {
     /// Made at the first idle spell; fires at or before the deadline of the
     /// spell now running. Polled right after it is made or set again, so
     /// while it has not fired it holds the task's waker.
@@ -732,29 +734,24 @@ pub(crate) struct Passivating {
     due: Option<tokio::time::Instant>,
 }
 
-impl Passivating {
-    /// An entity passivated by `kind` after its idle time.
-    pub(crate) fn new(kind: Arc<dyn Passivation>) -> Box<Self> {
-        Box::new(Passivating {
-            kind,
-            timer: None,
-            due: None,
-        })
-    }
-
+impl IdleClock {
     /// Polls the idle timer; `armed` is false at the start of an idle
-    /// spell, which is then due to end a full idle time from now. Ready
-    /// once the spell has lasted that long.
-    fn poll_idle(&mut self, armed: &mut bool, cx: &mut std::task::Context<'_>) -> Poll<()> {
+    /// spell, which is then due to end `idle_time` from now. Ready once the
+    /// spell has lasted that long.
+    pub(crate) fn poll(
+        &mut self,
+        idle_time: Duration,
+        armed: &mut bool,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<()> {
         if !std::mem::replace(armed, true) {
             self.due = None;
         }
-        let kind = &self.kind;
         let due = *self.due.get_or_insert_with(|| {
             let now = tokio::time::Instant::now();
             // An idle time too long to add (`Duration::MAX` for "never") is
             // as good as a century.
-            now.checked_add(kind.idle_time())
+            now.checked_add(idle_time)
                 .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
         });
         let timer = match &mut self.timer {
@@ -1081,7 +1078,7 @@ impl<A: Actor, F: Factory<A>> ActorRun<A, F> {
                                             let passivated = matches!(
                                                 &self.parent,
                                                 Parent::Kind(link)
-                                                    if link.kind.try_passivate(cell.id)
+                                                    if link.try_passivate(cell.id)
                                             );
                                             if passivated {
                                                 break 'serve End::Passivated;
@@ -1227,7 +1224,7 @@ impl<A: Actor, F: Factory<A>> ActorRun<A, F> {
             // activation (holding what arrived while it passivated) is started
             // first, so `settled` never sees a gap between the two.
             if let Parent::Kind(link) = &self.parent {
-                link.kind.exited(cell.id, std::mem::take(&mut self.window));
+                link.exited(cell.id, std::mem::take(&mut self.window));
             }
             cell.mailbox.retire();
         }

@@ -58,7 +58,7 @@ use crate::event::{Envelope, Event, Key};
 use crate::launch::Parked;
 use crate::mailbox::{Control, MailboxConfig, MailboxGauges, Overflow};
 use crate::runtime::{
-    Core, DRAINING, Lane, Name, PAST_DEADLINE, Passivating, RUNNING, STOPPED, Start, make_actor,
+    Core, DRAINING, Lane, Name, PAST_DEADLINE, Passivation, RUNNING, STOPPED, Start, make_actor,
     spawn_actor,
 };
 use crate::supervise::{Backoff, Intensity, Restart, Strategy, Supervision};
@@ -950,9 +950,9 @@ fn next_system_id(counter: &AtomicU32) -> Result<u32, SystemError> {
 /// Who supervises an actor.
 pub(crate) enum Parent {
     Root,
-    /// An entity kind, with what the entity needs to passivate: past its
-    /// intensity, an entity stops for good.
-    Kind(Box<Passivating>),
+    /// An entity kind, through the entity's link to it (which keeps its
+    /// idle timer): past its intensity, an entity stops for good.
+    Kind(Arc<dyn Passivation>),
     Actor(Arc<dyn Lane>),
 }
 

@@ -2,7 +2,7 @@
 //! sender and receiver side together, in steady state, with envelopes,
 //! gauges and a tracing subscriber installed (at INFO, as services run);
 //! a fan-out allocates one shared payload per publish (none for a single
-//! subscription).
+//! subscription). Also counted: the allocations of an entity's activation.
 //!
 //! Counted with a global allocator that counts while enabled, on the
 //! threads that run the runtime (the test's own and tokio's workers, from
@@ -190,6 +190,38 @@ async fn per_publish(system: &System, told: u64) -> (u64, u64) {
     (one, two)
 }
 
+/// Entities activated while counting, after as many activated before.
+const ACTIVATED: u64 = 4096;
+
+/// Allocations per activation of an entity, with the activating message
+/// handled and the entity idle: its cell, its link to its kind (which
+/// keeps its name, made only when asked for, and its idle timer's state),
+/// its queue's first slot, its task, and the timer itself at its first
+/// idle spell; and the kind's table and list of children growing now and
+/// then.
+async fn per_activation(system: &System) -> f64 {
+    let carts = system.entities("carts", |_| Summer { sum: 0 }).unwrap();
+    let activate = |from: u64| {
+        let carts = carts.clone();
+        async move {
+            for key in from..from + ACTIVATED {
+                carts.tell(key, Num { sender: 0, seq: 1 }).await.unwrap();
+            }
+        }
+    };
+    activate(0).await;
+    system.settled().await;
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    activate(ACTIVATED).await;
+    system.settled().await;
+    COUNTING.store(false, Ordering::SeqCst);
+    let allocations = ALLOCATIONS.load(Ordering::SeqCst);
+    assert_eq!(carts.gauges().live, 2 * ACTIVATED as usize);
+    assert_eq!(carts.gauges().processed, 2 * ACTIVATED);
+    allocations as f64 / ACTIVATED as f64
+}
+
 const WARM_UP: u32 = 20_000;
 const MEASURED: u32 = 100_000;
 
@@ -345,6 +377,20 @@ fn promise_7_cost_a_local_tell_allocates_nothing() {
         .with_writer(std::io::sink)
         .init();
     let (ct_tell, ct_ask, ct_declared, ct_publish) = measure(current_thread());
+    let ct_activation = current_thread().block_on(async {
+        let system = System::builder().build().unwrap();
+        let per = per_activation(&system).await;
+        system.shutdown(Duration::from_secs(5)).await;
+        per
+    });
+    println!("allocations per entity activation (current-thread): {ct_activation:.4}");
+    // Five each (6 when the idle timer's state had a box of its own, 7 when
+    // the name was made at activation), and the table's and the children
+    // list's doublings: a handful over the count, however many entities.
+    assert!(
+        ct_activation <= 5.0 + 64.0 / ACTIVATED as f64,
+        "{ct_activation:.4} allocations per activation (current-thread)"
+    );
     let (mt_tell, mt_ask, mt_declared, mt_publish) = measure(multi_thread());
     // With the span recorded (a DEBUG subscriber), the subscriber itself
     // allocates per span; reported for comparison, not part of the promise.
