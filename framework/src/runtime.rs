@@ -637,13 +637,12 @@ pub(crate) fn make_unstarted<A: Actor, F: Factory<A>>(
     }
     // Overrides are looked up by name: an entity's is made here only if
     // one is set under its kind's name.
-    let config = match &name {
-        Name::Given(given) => system.config_for(given, configure)?,
-        Name::Made(of) if system.has_overrides_under(of.kind_name()) => {
-            system.config_for(of.name(), configure)?
-        }
-        Name::Made(_) => system.config_without_overrides(configure)?,
+    let overridable = match &name {
+        Name::Given(given) => Some(*given),
+        Name::Made(of) if system.has_overrides_under(of.kind_name()) => Some(&**of.name()),
+        Name::Made(_) => None,
     };
+    let config = system.config_for(overridable, configure)?;
     let id = system.next_actor_id();
     let cell = Arc::new(Cell {
         mailbox: Mailbox::owned(
@@ -692,7 +691,8 @@ struct ActorRun<A: Actor, F> {
     factory: F,
     cx: Context<A>,
     /// Who supervises the actor: the system, an actor, or, for an entity,
-    /// its kind with its idle timer (boxed: other actors have none).
+    /// its kind, through the entity's link (which also keeps its idle
+    /// timer).
     parent: Parent,
     window: RestartWindow,
     /// Last, so that it is dropped last: what takes the actor off its

@@ -618,7 +618,7 @@ impl System {
     where
         F: Fn(&Key) -> A + Send + Sync + 'static,
     {
-        let config = self.config_for(name, configure)?;
+        let config = self.config_for(Some(name), configure)?;
         let entities = Entities::new(
             WeakSystem(Arc::downgrade(&self.shared)),
             name,
@@ -877,23 +877,19 @@ impl System {
         self.shared.next_actor.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// An actor's configuration: the defaults, then `configure` (the spawn
+    /// site's settings), then the overrides set for `name`; `None` for an
+    /// actor no override can name (see [`System::has_overrides_under`]),
+    /// whose name need not be made.
     pub(crate) fn config_for(
         &self,
-        name: &str,
+        name: Option<&str>,
         configure: impl FnOnce(ActorConfig) -> ActorConfig,
     ) -> Result<ActorConfig, ConfigError> {
-        let config = self.apply_overrides(name, configure(self.shared.defaults));
-        config.validate()?;
-        Ok(config)
-    }
-
-    /// The configuration of an actor that no override can name (see
-    /// [`System::has_overrides_under`]): its name need not be made.
-    pub(crate) fn config_without_overrides(
-        &self,
-        configure: impl FnOnce(ActorConfig) -> ActorConfig,
-    ) -> Result<ActorConfig, ConfigError> {
-        let config = configure(self.shared.defaults);
+        let mut config = configure(self.shared.defaults);
+        if let Some(name) = name {
+            config = self.apply_overrides(name, config);
+        }
         config.validate()?;
         Ok(config)
     }
